@@ -1,0 +1,386 @@
+"""The `edgenode` command: a thin shell over `Hub`, `Syncer` and friends.
+
+Machine-readable output goes to stdout alone; logs and messages go to stderr. Exit codes:
+0 success, 1 failure (or `node verify` found differences), 2 bad usage or configuration,
+3 the hub could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edgenode import __version__
+from edgenode.errors import ConfigError, EdgenodeError, HubUnreachable
+
+log = logging.getLogger("edgenode")
+
+
+def _read_password() -> str:
+    line = sys.stdin.readline()
+    if not line:
+        raise ConfigError("give the password on standard input")
+    return line.rstrip("\r\n")
+
+
+# ---------------------------------------------------------------- hub
+
+
+def _hub(args: argparse.Namespace, **flags: Any) -> Any:
+    from edgenode import settings as settings_mod
+    from edgenode.hub.hub import Hub
+
+    data = Path(args.data)
+    s = settings_mod.load(settings_mod.HUB_SETTINGS, data / "hub.toml", os.environ, flags)
+    return Hub(data, s)
+
+
+def hub_init(args: argparse.Namespace) -> int:
+    from edgenode import settings as settings_mod
+
+    if args.db and not args.db.startswith("sqlite"):
+        raise ConfigError("this build keeps the hub in SQLite; a PostgreSQL store is not available yet")
+    hub = _hub(args)
+    tenant = hub.init_tenant(args.lg_code, args.name, args.residents, args.seed)
+    if not (Path(args.data) / "hub.toml").exists():
+        settings_mod.write(settings_mod.HUB_SETTINGS, Path(args.data) / "hub.toml", {"db": args.db or ""})
+    print(
+        f"hub ready in {args.data}: {args.lg_code} {args.name}, key {hub.store.key().key_id}, head {tenant.head()}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def hub_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    hub = _hub(args, host=args.host, port=args.port)
+    log.info("hub serving on http://%s:%d", hub.settings["host"], hub.settings["port"])
+    uvicorn.run(
+        hub.app(),
+        host=hub.settings["host"],
+        port=hub.settings["port"],
+        log_level="warning",
+        timeout_graceful_shutdown=3,
+    )
+    return 0
+
+
+def hub_simulate(args: argparse.Namespace) -> int:
+    head = _hub(args).simulate(args.lg_code, args.changes, args.seed)
+    print(f"applied {args.changes} changes; head is now {head}", file=sys.stderr)
+    return 0
+
+
+def hub_token(args: argparse.Namespace) -> int:
+    print(_hub(args).store.issue_token(args.lg_code, args.node))
+    return 0
+
+
+def hub_export(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer
+    for line in _hub(args).export(args.lg_code):
+        out.write(line.encode("utf-8") + b"\n")
+    out.flush()
+    return 0
+
+
+def hub_apply(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        with open(path, "rb") as f:
+            head = _hub(args).apply_file(args.lg_code, f, path.name)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no such file: {path}") from exc
+    print(f"applied {path.name}; head is now {head}", file=sys.stderr)
+    return 0
+
+
+def hub_snapshot(args: argparse.Namespace) -> int:
+    m = _hub(args).snapshot_file(args.lg_code, Path(args.out))
+    print(
+        f"snapshot of {args.lg_code} at sequence {m['seq']}: {m['rows']} rows, {m['total_len']} bytes -> {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def hub_migrate(args: argparse.Namespace) -> int:
+    _hub(args).migrate()
+    print("hub schema is current", file=sys.stderr)
+    return 0
+
+
+def hub_prune(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    kept = hub.store.tenant(args.lg_code).prune(args.before)
+    print(f"change log of {args.lg_code} now starts at {kept}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- node
+
+
+def _syncer(args: argparse.Namespace, client: Any = None, **flags: Any) -> Any:
+    from edgenode.sync.nodeconfig import load_node_settings
+    from edgenode.sync.syncer import Syncer
+
+    data = Path(args.data)
+    return Syncer(data, load_node_settings(data, flags=flags), client)
+
+
+def node_init(args: argparse.Namespace) -> int:
+    from edgenode.sync.nodeconfig import hub_key_fingerprint, init_node
+
+    s = init_node(Path(args.data), args.hub, args.token, args.node, args.lg_code, args.hub_key)
+    print(
+        f"node {s['node_id']} of {s['lg_code']} ready; hub key {hub_key_fingerprint(s['hub_public_key'])}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def node_sync(args: argparse.Namespace) -> int:
+    if not args.once:
+        raise ConfigError("use `node sync --once` (or `node serve` to keep following)")
+    syncer = _syncer(args, bandwidth_limit=args.bandwidth_limit)
+    try:
+        st = syncer.sync_once()
+    finally:
+        syncer.close()
+    print(f"in sync at sequence {st['cursor']} (hub head {st['hub_head']})", file=sys.stderr)
+    return 0
+
+
+def node_status(args: argparse.Namespace) -> int:
+    from edgenode.sync.nodeconfig import load_node_settings
+    from edgenode.sync.syncer import node_status as status
+
+    st = status(Path(args.data), load_node_settings(Path(args.data)))
+    if args.json:
+        print(json.dumps(st, ensure_ascii=False, sort_keys=True))
+    else:
+        for k, v in st.items():
+            print(f"{k:16} {v}")
+    return 0
+
+
+def node_verify(args: argparse.Namespace) -> int:
+    syncer = _syncer(args)
+    try:
+        r = syncer.verify(repair=not args.no_repair)
+    finally:
+        syncer.close()
+    if r.identical:
+        print(f"identical to the hub at sequence {r.seq}", file=sys.stderr)
+        return 0
+    what = "re-bootstrapped" if r.rebootstrapped else f"repaired {r.repaired_rows} rows"
+    print(
+        f"DIFFERED from the hub at sequence {r.seq} in {len(r.differing)} bucket(s): {r.differing[:20]}"
+        + ("" if args.no_repair else f"; {what}"),
+        file=sys.stderr,
+    )
+    return 1
+
+
+def node_export(args: argparse.Namespace) -> int:
+    from edgenode import registry
+    from edgenode.sync.replica import Replica
+
+    out = sys.stdout.buffer
+    with Replica(Path(args.data) / "replica").session() as conn:
+        conn.execute("BEGIN")
+        for line in registry.export_lines(conn):
+            out.write(line.encode("utf-8") + b"\n")
+        conn.execute("COMMIT")
+    out.flush()
+    return 0
+
+
+def node_bootstrap(args: argparse.Namespace) -> int:
+    from edgenode.sync.client import DirectoryFeedClient
+
+    src = Path(args.source)
+    if not src.exists():
+        raise ConfigError(f"no such file or folder: {src}")
+    syncer = _syncer(args)
+    seq = syncer.bootstrap(DirectoryFeedClient(src))
+    print(f"bootstrapped from {src.name} at sequence {seq}", file=sys.stderr)
+    return 0
+
+
+def node_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from edgenode.counter_ui.app import create_app
+
+    syncer = _syncer(args, host=args.host, port=args.port)
+    syncer.state.update(serving_pid=os.getpid())
+    stop = threading.Event()
+    follower = threading.Thread(target=syncer.run, args=(stop,), name="sync", daemon=True)
+    follower.start()
+    s = syncer.settings
+    log.info("node serving on http://%s:%d", s["host"], s["port"])
+    try:
+        uvicorn.run(
+            create_app(Path(args.data), s),
+            host=s["host"],
+            port=s["port"],
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )
+    finally:
+        stop.set()
+        follower.join(timeout=10)
+        syncer.state.update(serving_pid=None, mode="offline")
+        syncer.close()
+    return 0
+
+
+def user_add(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    password = _read_password()
+    if (data / "hub.db").exists():
+        if not args.lg_code:
+            raise ConfigError("on a hub, --lg-code names the municipality the account belongs to")
+        _hub(args).add_user(args.lg_code, args.name, args.role, password)
+        print(f"account {args.name} ({args.role}) added to {args.lg_code}; it syncs to the nodes", file=sys.stderr)
+    elif (data / "node.toml").exists():
+        from edgenode.sync.nodeconfig import add_local_user
+
+        add_local_user(data, args.name, args.role, password)
+        print(f"local emergency account {args.name} ({args.role}) added", file=sys.stderr)
+    else:
+        raise ConfigError(f"{data} holds neither a hub nor a node")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from edgenode.demo import run_demo
+
+    return run_demo(args)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (also used to test that the docs list them)."""
+    p = argparse.ArgumentParser(prog="edgenode", description="Offline-capable resident-registry node.")
+    p.add_argument("--version", action="version", version=f"edgenode {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def cmd(
+        parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help: str, data: bool = True
+    ) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        if data:
+            sp.add_argument("--data", required=True, help="state folder (SQLite files, config, keys)")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    d = cmd(sub, "demo", demo, "hub + node + simulator on one machine with a synthetic town", data=False)
+    d.add_argument("--data", help="folder to keep the demo in (default: a temporary folder)")
+    d.add_argument("--residents", type=int, default=18800, help="synthetic residents (default 18,800)")
+    d.add_argument("--port", type=int, default=8800, help="node UI port")
+    d.add_argument("--hub-port", type=int, default=8700, help="hub port")
+    d.add_argument("--interval", type=float, default=5.0, help="seconds between simulated change bursts")
+
+    hub = sub.add_parser("hub", help="the datacenter side").add_subparsers(dest="hub_cmd", required=True)
+    c = cmd(hub, "init", hub_init, "create the hub if new and add a municipality")
+    c.add_argument("--lg-code", required=True, help="6-digit 全国地方公共団体コード")
+    c.add_argument("--name", required=True, help="municipality name, e.g. 門川町")
+    c.add_argument("--residents", type=int, default=0, help="synthetic residents to create")
+    c.add_argument("--seed", type=int, default=0, help="seed of the synthetic population")
+    c.add_argument("--db", default="", help="store URL (default: SQLite under --data)")
+    c = cmd(hub, "serve", hub_serve, "serve the hub API and fleet view")
+    c.add_argument("--host", help="listen address")
+    c.add_argument("--port", type=int, help="listen port")
+    c = cmd(hub, "simulate", hub_simulate, "apply N realistic registry changes")
+    c.add_argument("--lg-code", required=True, help="municipality")
+    c.add_argument("--changes", type=int, required=True, help="number of changes")
+    c.add_argument("--seed", type=int, help="random seed")
+    c = cmd(hub, "token", hub_token, "print a new node token")
+    c.add_argument("--lg-code", required=True, help="municipality the token is bound to")
+    c.add_argument("--node", required=True, help="node id the token is bound to")
+    c = cmd(hub, "export", hub_export, "current registry as canonical NDJSON on stdout")
+    c.add_argument("--lg-code", required=True, help="municipality")
+    c = cmd(hub, "apply", hub_apply, "ingest records in the export format (all or nothing)")
+    c.add_argument("--lg-code", required=True, help="municipality")
+    c.add_argument("file", help="NDJSON file in the export format")
+    c = cmd(hub, "snapshot", hub_snapshot, "write a signed snapshot file (physical media)")
+    c.add_argument("--lg-code", required=True, help="municipality")
+    c.add_argument("--out", required=True, help="file to write")
+    cmd(hub, "migrate", hub_migrate, "create or upgrade the hub schema (idempotent)")
+    c = cmd(hub, "prune", hub_prune, "drop change-log entries before a sequence (nodes behind re-bootstrap)")
+    c.add_argument("--lg-code", required=True, help="municipality")
+    c.add_argument("--before", type=int, required=True, help="first sequence to keep")
+
+    node = sub.add_parser("node", help="the town-hall side").add_subparsers(dest="node_cmd", required=True)
+    c = cmd(node, "init", node_init, "create a node bound to a hub and a token")
+    c.add_argument("--hub", required=True, help="hub URL")
+    c.add_argument("--token", required=True, help="token from `edgenode hub token`")
+    c.add_argument("--node", required=True, help="this node's id")
+    c.add_argument("--lg-code", help="municipality (only needed with --hub-key)")
+    c.add_argument("--hub-key", help="pin this hub public key instead of asking the hub (offline init)")
+    c = cmd(node, "serve", node_serve, "follow the hub and serve the node's pages")
+    c.add_argument("--host", help="listen address")
+    c.add_argument("--port", type=int, help="listen port")
+    c = cmd(node, "sync", node_sync, "bootstrap if needed, pull until caught up, then exit")
+    c.add_argument("--once", action="store_true", help="run one round and exit (required)")
+    c.add_argument("--bandwidth-limit", type=int, help="cap received bytes/s for this run")
+    c = cmd(node, "status", node_status, "mode, cursor, hub head, lag, last sync and error")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c = cmd(node, "verify", node_verify, "compare digests with the hub; exit 0 only if identical")
+    c.add_argument("--no-repair", action="store_true", help="only compare, do not repair")
+    cmd(node, "export", node_export, "the replica's current registry as canonical NDJSON")
+    c = cmd(node, "bootstrap", node_bootstrap, "bootstrap from a snapshot file (physical media)")
+    c.add_argument("--from", dest="source", required=True, help="snapshot file or folder of them")
+
+    user = sub.add_parser("user", help="staff accounts").add_subparsers(dest="user_cmd", required=True)
+    c = cmd(user, "add", user_add, "add an account; the password is read from standard input")
+    c.add_argument("--name", required=True, help="user name")
+    c.add_argument("--role", required=True, choices=["clerk", "supervisor", "admin"], help="role")
+    c.add_argument("--lg-code", help="municipality (on a hub)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return int(args.fn(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader of our stdout went away (e.g. `| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except ConfigError as exc:
+        print(f"edgenode: {exc}", file=sys.stderr)
+        return 2
+    except HubUnreachable as exc:
+        print(f"edgenode: {exc}\n  hint: {exc.hint}", file=sys.stderr)
+        return 3
+    except EdgenodeError as exc:
+        hint = getattr(exc, "hint", "")
+        print(f"edgenode: {exc}" + (f"\n  hint: {hint}" if hint else ""), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The hub's HTTP API (Starlette): snapshot, feed, digest, heartbeat, and the fleet view.
+
+Tenant-scoped endpoints live under ``/v1/tenants/{lg_code}/`` and need
+``Authorization: Bearer TOKEN``: a missing or unknown token gets 401, a token of another
+municipality 403. The wire format is described in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from edgenode import __version__, wire
+from edgenode.errors import StoreError
+from edgenode.hub.snapshot import SnapshotCache
+from edgenode.hub.store import HubStore
+from edgenode.settings import Settings
+
+BATCH_TYPE = "application/vnd.edgenode.batch"
+MAX_HEARTBEAT = 64 * 1024
+
+
+class HeadWatcher:
+    """Wakes long-polls when a tenant's head moves, whichever process committed it.
+
+    One polling task per tenant with waiters (every 100 ms), instead of one poll per request.
+    """
+
+    def __init__(self, store: HubStore, interval: float = 0.1) -> None:
+        self.store = store
+        self.interval = interval
+        self._conds: dict[str, asyncio.Condition] = {}
+        self._heads: dict[str, int] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._waiters: dict[str, int] = {}
+
+    async def _poll(self, lg_code: str) -> None:
+        tenant = self.store.tenant(lg_code)
+        idle_since: float | None = None
+        while True:
+            head = await run_in_threadpool(tenant.head)
+            cond = self._conds[lg_code]
+            if head != self._heads.get(lg_code):
+                self._heads[lg_code] = head
+                async with cond:
+                    cond.notify_all()
+            if self._waiters.get(lg_code, 0) == 0:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > 5:
+                    self._tasks.pop(lg_code, None)
+                    return
+            else:
+                idle_since = None
+            await asyncio.sleep(self.interval)
+
+    async def wait_beyond(self, lg_code: str, seq: int, timeout: float) -> None:
+        """Return once the tenant's head exceeds `seq`, or after `timeout` seconds."""
+        cond = self._conds.setdefault(lg_code, asyncio.Condition())
+        if lg_code not in self._tasks:
+            self._tasks[lg_code] = asyncio.create_task(self._poll(lg_code))
+        self._waiters[lg_code] = self._waiters.get(lg_code, 0) + 1
+        try:
+            async with cond:
+                await asyncio.wait_for(cond.wait_for(lambda: self._heads.get(lg_code, -1) > seq), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters[lg_code] -= 1
+
+
+def _int_param(request: Request, name: str, default: int | None = None, lo: int = 0, hi: int = 2**62) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        if default is None:
+            raise HTTPException(400, f"query parameter {name} is required")
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise HTTPException(400, f"query parameter {name} must be an integer") from exc
+    if not lo <= value <= hi:
+        raise HTTPException(400, f"query parameter {name} must be between {lo} and {hi}")
+    return value
+
+
+def create_app(store: HubStore, settings: Settings) -> Starlette:
+    """Build the hub's Starlette application over `store`."""
+    key = store.key()
+    snapshots = SnapshotCache(
+        store,
+        key,
+        settings["snapshot_chunk_size"],
+        settings["snapshot_max_age"],
+        settings["snapshot_keep"],
+    )
+    watcher = HeadWatcher(store)
+
+    async def authorize(request: Request, lg_code: str | None = None) -> tuple[str, str]:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or len(auth) > 512:
+            raise HTTPException(401, "missing bearer token")
+        who = await run_in_threadpool(store.authenticate, auth[7:].strip())
+        if who is None:
+            raise HTTPException(401, "unknown or revoked token")
+        if lg_code is not None and who[0] != lg_code:
+            raise HTTPException(403, "this token belongs to another municipality")
+        return who
+
+    async def hub_info(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"public_key": key.public_b64, "key_id": key.key_id, "schema": wire.SCHEMA_VERSION, "version": __version__}
+        )
+
+    async def whoami(request: Request) -> JSONResponse:
+        lg_code, node_id = await authorize(request)
+        name = (await run_in_threadpool(store.tenants)).get(lg_code, "")
+        return JSONResponse(
+            {"lg_code": lg_code, "node_id": node_id, "name": name, "public_key": key.public_b64, "key_id": key.key_id}
+        )
+
+    async def snapshot(request: Request) -> JSONResponse:
+        lg_code = request.path_params["lg_code"]
+        await authorize(request, lg_code)
+        manifest = await run_in_threadpool(snapshots.current, lg_code)
+        return JSONResponse(manifest)
+
+    async def chunk(request: Request) -> Response:
+        lg_code = request.path_params["lg_code"]
+        await authorize(request, lg_code)
+        try:
+            data = await run_in_threadpool(
+                snapshots.chunk, lg_code, request.path_params["snap_id"], request.path_params["index"]
+            )
+        except StoreError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return Response(data, media_type="application/octet-stream")
+
+    async def feed(request: Request) -> Response:
+        lg_code = request.path_params["lg_code"]
+        await authorize(request, lg_code)
+        after = _int_param(request, "after")
+        max_bytes = _int_param(request, "max_bytes", settings["feed_max_bytes"], 1024, settings["feed_max_bytes"])
+        wait = min(float(_int_param(request, "wait", 0, 0, 3600)), settings["feed_max_wait"])
+        tenant = store.tenant(lg_code)
+        deadline = time.monotonic() + wait
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or await run_in_threadpool(tenant.head) > after:
+                break
+            if await request.is_disconnected():
+                return Response(status_code=499)
+            await watcher.wait_beyond(lg_code, after, min(remaining, 1.0))
+        sl = await run_in_threadpool(tenant.read_feed, after, max_bytes, key)
+        if sl.frame is None:
+            return JSONResponse(
+                {
+                    "error": sl.gone_reason,
+                    "retained_from": sl.retained_from,
+                    "head": sl.head,
+                    "detail": "re-bootstrap from /snapshot",
+                },
+                status_code=410,
+            )
+        return Response(sl.frame, media_type=BATCH_TYPE)
+
+    async def digest(request: Request) -> JSONResponse:
+        lg_code = request.path_params["lg_code"]
+        await authorize(request, lg_code)
+        buckets = _int_param(request, "buckets", 256, 1, 65536)
+        result = await run_in_threadpool(store.tenant(lg_code).digest, buckets)
+        return JSONResponse(result)
+
+    async def digest_bucket(request: Request) -> Response:
+        lg_code = request.path_params["lg_code"]
+        await authorize(request, lg_code)
+        buckets = _int_param(request, "buckets", 256, 1, 65536)
+        bucket = request.path_params["bucket"]
+        if not 0 <= bucket < buckets:
+            raise HTTPException(400, "bucket out of range")
+        head, chain, rows = await run_in_threadpool(store.tenant(lg_code).bucket, bucket, buckets)
+        body = b"".join(r + b"\n" for r in rows)
+        return Response(
+            wire.compress(body),
+            media_type="application/zstd",
+            headers={"x-edgenode-seq": str(head), "x-edgenode-chain": chain, "x-edgenode-raw-size": str(len(body))},
+        )
+
+    async def heartbeat(request: Request) -> JSONResponse:
+        lg_code = request.path_params["lg_code"]
+        _, node_id = await authorize(request, lg_code)
+        body = await request.body()
+        if len(body) > MAX_HEARTBEAT:
+            raise HTTPException(413, "heartbeat too large")
+        try:
+            status = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HTTPException(400, "heartbeat is not JSON") from exc
+        if not isinstance(status, dict):
+            raise HTTPException(400, "heartbeat must be a JSON object")
+        await run_in_threadpool(store.record_heartbeat, lg_code, node_id, status)
+        head = await run_in_threadpool(store.tenant(lg_code).head)
+        return JSONResponse({"ok": True, "head_seq": head})
+
+    async def fleet_json(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"tenants": await run_in_threadpool(store.tenants), "nodes": await run_in_threadpool(store.nodes)}
+        )
+
+    async def fleet(request: Request) -> HTMLResponse:
+        nodes = await run_in_threadpool(store.nodes)
+        rows = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    n["lg_code"],
+                    n["node_id"],
+                    n["last_seen_at"],
+                    n["status"].get("mode"),
+                    n["status"].get("cursor"),
+                    n["status"].get("lag_changes"),
+                    n["status"].get("lag_seconds"),
+                )
+            )
+            + "</tr>"
+            for n in nodes
+        )
+        page = (
+            "<!doctype html><html lang=ja><meta charset=utf-8><title>edgenode fleet / 拠点一覧</title>"
+            "<h1>拠点一覧 / Fleet</h1><table border=1><tr><th>団体コード</th><th>node</th>"
+            "<th>last heartbeat</th><th>mode</th><th>cursor</th><th>lag (changes)</th><th>lag (s)</th></tr>"
+            f"{rows}</table></html>"
+        )
+        return HTMLResponse(page)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        headers = {"www-authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    routes = [
+        Route("/v1/hub", hub_info),
+        Route("/v1/whoami", whoami),
+        Route("/v1/tenants/{lg_code}/snapshot", snapshot),
+        Route("/v1/tenants/{lg_code}/snapshot/{snap_id}/chunks/{index:int}", chunk),
+        Route("/v1/tenants/{lg_code}/feed", feed),
+        Route("/v1/tenants/{lg_code}/digest", digest),
+        Route("/v1/tenants/{lg_code}/digest/{bucket:int}", digest_bucket),
+        Route("/v1/tenants/{lg_code}/heartbeat", heartbeat, methods=["POST"]),
+        Route("/fleet", fleet),
+        Route("/fleet.json", fleet_json),
+        Route("/healthz", healthz),
+    ]
+    exception_handlers: dict[Any, Any] = {StoreError: on_store_error, HTTPException: on_http_error}
+    return Starlette(routes=routes, exception_handlers=exception_handlers)

@@ -1,0 +1,51 @@
+"""The node's own state file (``node.db``): sync status that `node status` reports.
+
+Kept apart from the replica so that a re-bootstrap (which swaps the replica file) never loses
+it, and so that later the outbox and audit log can live here with full durability.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+SQL = "CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL)"
+
+
+class NodeState:
+    """Key/value status written by the sync engine and read by `status`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(SQL)
+        return conn
+
+    def update(self, **values: Any) -> None:
+        """Set several keys in one transaction (values are stored as JSON)."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT OR REPLACE INTO state (k, v) VALUES (?, ?)",
+                [(k, json.dumps(v, ensure_ascii=False)) for k, v in values.items()],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def all(self) -> dict[str, Any]:
+        """Every key and value."""
+        if not self.path.exists():
+            return {}
+        conn = self._connect()
+        try:
+            return {k: json.loads(v) for k, v in conn.execute("SELECT k, v FROM state")}
+        finally:
+            conn.close()

@@ -1,0 +1,356 @@
+"""The node's sync engine: bootstrap, follow the feed, verify, report.
+
+`Syncer` is the one entry object of the node's sync role; the CLI and `node serve` call its
+methods. Everything it receives is verified before it touches the replica: manifests and
+batches against the pinned hub key, chunks against the manifest, batches against the
+replica's own cursor and chain.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgenode import __version__, registry, wire
+from edgenode.durable import atomic_write, parse_time, remove_tree, utcnow
+from edgenode.errors import (
+    ConfigError,
+    CursorTooOld,
+    EdgenodeError,
+    HubRejected,
+    SchemaTooNew,
+    SyncError,
+    WireError,
+)
+from edgenode.settings import Settings
+from edgenode.signing import PinnedVerifier
+from edgenode.sync.client import FeedClient, HttpFeedClient, backoff_delays
+from edgenode.sync.replica import Replica, read_json
+from edgenode.sync.state import NodeState
+
+log = logging.getLogger("edgenode.sync")
+
+#: After this long without a successful exchange, the node reports itself offline.
+OFFLINE_AFTER = 10.0
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of `Syncer.verify`."""
+
+    identical: bool
+    seq: int
+    differing: list[int] = field(default_factory=list)
+    repaired_rows: int = 0
+    rebootstrapped: bool = False
+
+
+class Syncer:
+    """Bootstraps and follows one municipality's registry into the node's replica."""
+
+    def __init__(self, data: Path, settings: Settings, client: FeedClient | None = None) -> None:
+        if not settings["lg_code"] or not settings["hub_public_key"]:
+            raise ConfigError("this node is not initialised: run `edgenode node init` first")
+        self.data = data
+        self.settings = settings
+        self.lg_code: str = settings["lg_code"]
+        self.verifier = PinnedVerifier(settings["hub_public_key"])
+        self.replica = Replica(data / "replica")
+        self.state = NodeState(data / "node.db")
+        self.staging = data / "bootstrap"
+        self._client = client
+
+    @property
+    def client(self) -> FeedClient:
+        """The feed source (HTTP to the configured hub unless one was given)."""
+        if self._client is None:
+            if not self.settings["hub_url"] or not self.settings["token"]:
+                raise ConfigError("no hub configured: set hub_url and token (edgenode node init)")
+            self._client = HttpFeedClient(
+                self.settings["hub_url"],
+                self.settings["token"],
+                self.lg_code,
+                bandwidth_limit=self.settings["bandwidth_limit"],
+                timeout=self.settings["request_timeout"],
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Release the client's connections."""
+        if self._client is not None:
+            self._client.close()
+
+    # ------------------------------------------------------------ bootstrap
+
+    def bootstrap(self, client: FeedClient | None = None, *, allow_older: bool = False) -> int:
+        """Fetch (or resume fetching) a snapshot, verify every chunk, install it; return its seq.
+
+        Chunks already on disk from an interrupted attempt are re-checked against the manifest
+        and kept, so a bootstrap resumes at the first missing chunk.
+        """
+        src = client or self.client
+        self.state.update(mode="bootstrapping")
+        self.staging.mkdir(parents=True, exist_ok=True)
+        manifest = self._staged_manifest(src)
+        if manifest is None:
+            manifest = wire.verify_manifest(src.manifest(), lg_code=self.lg_code, verifier=self.verifier)
+            remove_tree(self.staging)
+            self.staging.mkdir(parents=True)
+            atomic_write(self.staging / "manifest.json", wire.canonical_bytes(manifest.header))
+        pos = self.replica.position()
+        if pos is not None and manifest.seq < pos[0] and not allow_older:
+            remove_tree(self.staging)
+            raise SyncError(
+                f"snapshot is at sequence {manifest.seq}, older than this node's replica at {pos[0]}",
+                retryable=False,
+                hint="use a newer snapshot file",
+            )
+        log.info("bootstrap: snapshot %s at seq %d, %d chunks", manifest.snap_id, manifest.seq, len(manifest.chunks))
+        for i, expected in enumerate(manifest.chunks):
+            path = self.staging / f"chunk-{i:06d}"
+            if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == expected:
+                continue
+            try:
+                data = src.chunk(manifest.snap_id, i)
+            except HubRejected as exc:
+                if exc.status == 404:  # the hub replaced that snapshot: start over with a new one
+                    remove_tree(self.staging)
+                    return self.bootstrap(client, allow_older=allow_older)
+                raise
+            wire.check_chunk(manifest, i, data)
+            atomic_write(path, data)
+        self.replica.install_snapshot(
+            manifest, wire.iter_snapshot_rows(manifest, self._staged_chunks(manifest)), self.verifier.key_id
+        )
+        remove_tree(self.staging)
+        self.state.update(
+            mode="online",
+            last_bootstrap_at=utcnow(),
+            hub_head=max(manifest.seq, int(self.state.all().get("hub_head") or 0)),
+        )
+        log.info("bootstrap: replica installed at seq %d", manifest.seq)
+        return manifest.seq
+
+    def _staged_manifest(self, src: FeedClient) -> wire.Manifest | None:
+        saved = read_json(self.staging / "manifest.json")
+        if saved is None:
+            return None
+        try:
+            return wire.verify_manifest(saved, lg_code=self.lg_code, verifier=self.verifier)
+        except WireError:
+            return None
+
+    def _staged_chunks(self, manifest: wire.Manifest) -> Iterator[bytes]:
+        for i, _expected in enumerate(manifest.chunks):
+            data = (self.staging / f"chunk-{i:06d}").read_bytes()
+            wire.check_chunk(manifest, i, data)  # re-check: the disk may have been tampered with
+            yield data
+
+    # ------------------------------------------------------------ following
+
+    def pull_once(self, wait: float = 0.0) -> int:
+        """Fetch one batch after the cursor, verify and apply it; return how many txs applied."""
+        pos = self.replica.position()
+        if pos is None:
+            raise SyncError("no replica yet", retryable=True, hint="bootstrap first")
+        cursor, chain = pos
+        frame = self.client.feed(cursor, wait, self.settings["feed_max_bytes"])
+        if frame is None:
+            return 0
+        batch = wire.decode_batch(frame, lg_code=self.lg_code, cursor=cursor, chain=chain, verifier=self.verifier)
+        if batch.txs:
+            self.replica.apply_batch(batch)
+        now = utcnow()
+        self.state.update(
+            hub_head=int(batch.header.get("head_seq", 0)),
+            next_age=float(batch.header.get("next_age") or 0.0),
+            fetched_at=now,
+            last_sync_at=now,
+            last_contact_at=now,
+            last_error=None,
+            last_error_hint=None,
+            mode="online",
+        )
+        return len(batch.txs)
+
+    def catch_up(self) -> int:
+        """Pull until the replica reaches the hub's head; re-bootstrap on 410. Returns txs applied."""
+        total = 0
+        while True:
+            try:
+                n = self.pull_once(0.0)
+            except CursorTooOld:
+                log.warning("hub no longer holds our position: re-bootstrapping")
+                self.bootstrap()
+                continue
+            total += n
+            pos = self.replica.position()
+            head = int(self.state.all().get("hub_head") or 0)
+            if n == 0 or (pos is not None and pos[0] >= head):
+                return total
+
+    def sync_once(self) -> dict[str, Any]:
+        """Bootstrap if needed, pull until caught up, send a heartbeat; return the status."""
+        try:
+            if not self.replica.exists():
+                self.bootstrap()
+            self.catch_up()
+            self.send_heartbeat()
+        except EdgenodeError as exc:
+            self.record_error(exc)
+            raise
+        return self.status()
+
+    def send_heartbeat(self) -> None:
+        """Tell the hub where this node is (best effort is the caller's choice)."""
+        st = self.status()
+        st.pop("last_error_hint", None)
+        self.client.heartbeat({**st, "version": __version__})
+        self.state.update(last_heartbeat_at=utcnow(), last_contact_at=utcnow())
+
+    def record_error(self, exc: BaseException) -> None:
+        """Remember the last error and its hint for `status`."""
+        hint = getattr(exc, "hint", "")
+        self.state.update(last_error=f"{type(exc).__name__}: {exc}", last_error_hint=hint, last_error_at=utcnow())
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow the hub until `stop` is set: long-poll, back off with jitter on errors."""
+        delays = backoff_delays(self.settings["backoff_initial"], self.settings["backoff_max"])
+        last_hb = 0.0
+        failing_since: float | None = None
+        schema_blocked = False
+        while not stop.is_set():
+            try:
+                if schema_blocked:
+                    stop.wait(60.0)
+                    schema_blocked = False
+                if not self.replica.exists():
+                    self.bootstrap()
+                pos = self.replica.position()
+                head = int(self.state.all().get("hub_head") or 0)
+                behind = pos is not None and pos[0] < head
+                try:
+                    self.pull_once(0.0 if behind else self.settings["feed_wait"])
+                except CursorTooOld:
+                    self.bootstrap()
+                if time.monotonic() - last_hb >= self.settings["heartbeat_interval"]:
+                    self.send_heartbeat()
+                    last_hb = time.monotonic()
+                delays = backoff_delays(self.settings["backoff_initial"], self.settings["backoff_max"])
+                failing_since = None
+            except SchemaTooNew as exc:
+                # Keep serving the data we have; do not apply what we cannot understand.
+                log.error("%s", exc)
+                self.record_error(exc)
+                schema_blocked = True
+            except EdgenodeError as exc:
+                self.record_error(exc)
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since >= OFFLINE_AFTER:
+                    self.state.update(mode="offline")
+                delay = next(delays)
+                log.warning("sync: %s (retry in %.1fs)", exc, delay)
+                stop.wait(delay)
+
+    # ------------------------------------------------------------ verify
+
+    def verify(self, repair: bool = True) -> VerifyResult:
+        """Compare bucket digests with the hub at the same sequence; repair what differs."""
+        buckets = self.settings["digest_buckets"]
+        result: VerifyResult | None = None
+        for _ in range(5):
+            self.catch_up()
+            theirs = self.client.digest(buckets)
+            pos = self.replica.position()
+            assert pos is not None
+            if theirs.get("seq") != pos[0]:
+                continue  # the hub moved on meanwhile: catch up and compare again
+            with self.replica.session() as conn:
+                conn.execute("BEGIN")
+                ours = registry.compute_digest(conn, buckets)
+                conn.execute("COMMIT")
+            hub_digests = theirs.get("digests")
+            if not isinstance(hub_digests, list) or len(hub_digests) != buckets:
+                raise WireError("hub digest has the wrong number of buckets")
+            differing = [i for i in range(buckets) if ours[i] != hub_digests[i]]
+            if result is None:
+                result = VerifyResult(identical=not differing, seq=pos[0], differing=differing)
+            if not differing:
+                self.state.update(last_verify_at=utcnow(), last_verify_ok=result.identical, last_verify_seq=pos[0])
+                return result
+            if not repair:
+                break
+            if len(differing) > self.settings["rebootstrap_fraction"] * buckets:
+                log.warning("verify: %d of %d buckets differ: re-bootstrapping", len(differing), buckets)
+                remove_tree(self.staging)
+                self.bootstrap(allow_older=True)
+                result.rebootstrapped = True
+                continue
+            for b in differing:
+                seq, chain, rows = self.client.bucket(b, buckets)
+                if seq != pos[0]:
+                    break
+                result.repaired_rows += self.replica.replace_bucket(b, buckets, seq, chain, rows)
+            log.warning("verify: repaired %d bucket(s)", len(differing))
+        if result is None:
+            raise SyncError("the hub kept moving; could not compare at one sequence", retryable=True)
+        self.state.update(last_verify_at=utcnow(), last_verify_ok=False)
+        return result
+
+    # ------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        """Mode, cursor, hub head, lag, queue depth, last sync and error, backup state."""
+        return node_status(self.data, self.settings)
+
+
+def node_status(data: Path, settings: Settings) -> dict[str, Any]:
+    """The status JSON of the node in `data` (what `node status --json` prints)."""
+    st = NodeState(data / "node.db").all()
+    replica = Replica(data / "replica")
+    meta: dict[str, str] = {}
+    if replica.exists():
+        with replica.session() as conn:
+            meta = Replica.meta(conn)
+    cursor = int(meta["cursor"]) if meta else None
+    hub_head = st.get("hub_head")
+    lag_changes = max(0, (hub_head or 0) - (cursor or 0)) if cursor is not None else None
+    lag_seconds: float | None = None
+    if lag_changes == 0:
+        lag_seconds = 0.0
+    elif lag_changes and st.get("fetched_at"):
+        age = (_dt.datetime.now(_dt.UTC) - parse_time(st["fetched_at"])).total_seconds()
+        lag_seconds = round(float(st.get("next_age") or 0.0) + age, 3)
+    mode = st.get("mode") or ("bootstrapping" if cursor is None else "offline")
+    if cursor is None:
+        mode = "bootstrapping"
+    elif mode == "online" and st.get("last_contact_at"):
+        silent = (_dt.datetime.now(_dt.UTC) - parse_time(st["last_contact_at"])).total_seconds()
+        if silent > max(OFFLINE_AFTER, settings["feed_wait"] + settings["request_timeout"]):
+            mode = "offline"
+    return {
+        "mode": mode,
+        "node_id": settings["node_id"],
+        "lg_code": settings["lg_code"],
+        "cursor": cursor,
+        "hub_head": hub_head,
+        "lag_changes": lag_changes,
+        "lag_seconds": lag_seconds,
+        "queue_depth": 0,  # the write queue arrives with the outbox; nothing is queued yet
+        "last_sync_at": st.get("last_sync_at"),
+        "last_error": st.get("last_error"),
+        "last_error_hint": st.get("last_error_hint"),
+        "snapshot_seq": int(meta["snapshot_seq"]) if meta else None,
+        "last_verify_at": st.get("last_verify_at"),
+        "last_verify_ok": st.get("last_verify_ok"),
+        "schema": wire.SCHEMA_VERSION,
+        "backup": {"state": "not_configured"},
+        "serving_pid": st.get("serving_pid"),
+    }
