@@ -174,3 +174,21 @@ def write(schema: tuple[Setting, ...], path: Path, values: Mapping[str, Any]) ->
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def markdown() -> str:
+    """docs/settings.md, generated from the declarations (a test keeps the file in step)."""
+    out = [
+        "# Settings",
+        "",
+        "Generated from `edgenode/settings.py`; precedence: command-line flag > environment variable",
+        "`EDGENODE_<NAME>` > the data folder's TOML file (`hub.toml` / `node.toml`) > default.",
+        "Secret settings are never printed.",
+    ]
+    for title, schema in (("Hub (`hub.toml`)", HUB_SETTINGS), ("Node (`node.toml`)", NODE_SETTINGS)):
+        out += ["", f"## {title}", "", "| name | type | default | meaning |", "| --- | --- | --- | --- |"]
+        for s in schema:
+            default = "" if s.secret else repr(s.default)
+            secret = " (secret)" if s.secret else ""
+            out.append(f"| `{s.name}` | {s.type.__name__} | `{default}` | {s.help}{secret} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,131 @@
+"""Real hub and node processes on loopback, driven through the `edgenode` command."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+LG = "454214"
+CLI = [sys.executable, "-m", "edgenode.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(
+    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run one `edgenode` command to completion."""
+    p = subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(f"edgenode {' '.join(args)} exited {p.returncode}:\n{p.stderr}")
+    return p
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+@dataclass
+class HubProc:
+    data: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with open(self.data.parent / f"hub-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [*CLI, "hub", "serve", "--data", str(self.data), "--port", str(self.port)],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **self.env},
+            )
+        wait_http(f"{self.url}/healthz")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def export(self, lg: str = LG) -> str:
+        return run("hub", "export", "--data", str(self.data), "--lg-code", lg).stdout
+
+    def simulate(self, changes: int, seed: int, lg: str = LG) -> None:
+        run(
+            "hub", "simulate", "--data", str(self.data), "--lg-code", lg, "--changes", str(changes), "--seed", str(seed)
+        )
+
+    def token(self, node: str, lg: str = LG) -> str:
+        return run("hub", "token", "--data", str(self.data), "--lg-code", lg, "--node", node).stdout.strip()
+
+
+def make_hub(tmp_path: Path, residents: int, chunk_size: int = 16384) -> HubProc:
+    data = tmp_path / "hub"
+    run(
+        "hub",
+        "init",
+        "--data",
+        str(data),
+        "--lg-code",
+        LG,
+        "--name",
+        "門川町",
+        "--residents",
+        str(residents),
+        "--seed",
+        "7",
+    )
+    hub = HubProc(
+        data, free_port(), env={"EDGENODE_SNAPSHOT_CHUNK_SIZE": str(chunk_size), "EDGENODE_SNAPSHOT_MAX_AGE": "0"}
+    )
+    return hub
+
+
+@pytest.fixture()
+def hub(tmp_path: Path) -> Iterator[HubProc]:
+    h = make_hub(tmp_path, residents=1500)
+    h.start()
+    yield h
+    h.stop()
+
+
+def make_node(tmp_path: Path, hub_url: str, token: str, name: str = "node1") -> Path:
+    data = tmp_path / name
+    run("node", "init", "--data", str(data), "--hub", hub_url, "--token", token, "--node", name)
+    return data
+
+
+def node_export(data: Path) -> str:
+    return run("node", "export", "--data", str(data)).stdout
