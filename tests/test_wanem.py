@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.wanem import LinkProfile, WanEmulator, measure_transfer
 
@@ -167,9 +163,7 @@ def test_bandwidth_is_shared_by_connections_in_one_direction() -> None:
             results.append(len(_recv_exactly(client, len(payload))))
 
     try:
-        with WanEmulator(
-            "127.0.0.1", server.port, LinkProfile(bandwidth=48_000)
-        ) as wan:
+        with WanEmulator("127.0.0.1", server.port, LinkProfile(bandwidth=48_000)) as wan:
             began = time.monotonic()
             threads = [threading.Thread(target=download, args=(wan,)) for _ in range(3)]
             for thread in threads:
