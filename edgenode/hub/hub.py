@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from edgenode import registry
+from edgenode import registry, wire
 from edgenode.errors import ConfigError, InputError, StoreError
 from edgenode.hub import ingest
 from edgenode.hub.store import HubStore, TenantDB, write_tx
@@ -62,8 +62,8 @@ class Hub:
                         ({**{k: v for k, v in r.items() if v is not None}, "rireki_no": 1} for r in records),
                         key=lambda r: r["atena_no"],
                     )
-                    ops = ({"t": "ph", "a": r["atena_no"], "r": 1, "v": r} for r in rows)
-                    registry.bulk_load(conn, ops)
+                    ops = (wire.canonical_bytes({"t": "ph", "a": r["atena_no"], "r": 1, "v": r}) for r in rows)
+                    registry.bulk_load(conn, ops, len(rows))
                     return 0
                 txs = []
                 for group in ingest.group_by_household(records):

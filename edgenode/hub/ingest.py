@@ -7,9 +7,10 @@ with its line number; no line is applied unless every line is valid.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from edgenode.errors import InputError, RecordError
 from edgenode.resident import validate_record
@@ -32,9 +33,9 @@ def parse_records(lines: Iterable[bytes], source: str) -> list[dict[str, Any]]:
         except UnicodeDecodeError as exc:
             raise InputError(f"{source}:{no}: not UTF-8 (byte {exc.start})") from exc
         try:
-            rec = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{source}:{no}: not valid JSON ({exc.msg}, column {exc.colno})") from exc
+            rec = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"{source}:{no}: not valid JSON ({exc})") from exc
         if not isinstance(rec, dict):
             raise InputError(f"{source}:{no}: a line must be one JSON object")
         rec.setdefault("rireki_no", 0)  # the hub assigns the real 履歴番号

@@ -94,6 +94,12 @@ class TenantDB:
     def create(self, name: str) -> None:
         """Create the file and schema if missing (idempotent)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            # the page size must be set before the file switches to WAL
+            raw = sqlite3.connect(self.path)
+            raw.execute(f"PRAGMA page_size={registry.PAGE_SIZE}")
+            registry.create_schema(raw)
+            raw.close()
         conn = connect(self.path)
         try:
             registry.create_schema(conn)

@@ -146,7 +146,7 @@ class Replica:
 
     # ------------------------------------------------------------ bootstrap
 
-    def install_snapshot(self, manifest: wire.Manifest, rows: Iterable[dict[str, Any]], key_id: str) -> Path:
+    def install_snapshot(self, manifest: wire.Manifest, lines: Iterable[bytes], key_id: str) -> Path:
         """Build a new replica file from snapshot rows and switch to it atomically."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"replica-{manifest.seq}-{secrets.token_hex(4)}.db"
@@ -159,12 +159,13 @@ class Replica:
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             conn.execute("PRAGMA cache_size=-200000")
+            conn.execute(f"PRAGMA page_size={registry.PAGE_SIZE}")
             conn.executescript(
                 registry.SCHEMA_SQL.replace("CREATE INDEX IF NOT EXISTS person_household ON person (household_no);", "")
             )
             conn.execute(META_SQL)
             conn.execute("BEGIN")
-            counts = registry.bulk_load(conn, rows)
+            counts = registry.bulk_load(conn, lines, int(manifest.header.get("rows") or 0))
             conn.execute("CREATE INDEX person_household ON person (household_no)")
             self._set(
                 conn,

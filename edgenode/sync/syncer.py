@@ -127,7 +127,7 @@ class Syncer:
             wire.check_chunk(manifest, i, data)
             atomic_write(path, data)
         self.replica.install_snapshot(
-            manifest, wire.iter_snapshot_rows(manifest, self._staged_chunks(manifest)), self.verifier.key_id
+            manifest, wire.iter_snapshot_lines(manifest, self._staged_chunks(manifest)), self.verifier.key_id
         )
         remove_tree(self.staging)
         self.state.update(
