@@ -142,7 +142,12 @@ def with_m11(body: str) -> str:
 
 def is_valid_m11(number: str) -> bool:
     """True if the last digit of `number` is its M11W2-7 check digit."""
-    return 2 <= len(number) <= 48 and number.isascii() and number.isdigit() and m11_check_digit(number[:-1]) == int(number[-1])
+    return (
+        2 <= len(number) <= 48
+        and number.isascii()
+        and number.isdigit()
+        and m11_check_digit(number[:-1]) == int(number[-1])
+    )
 
 
 def my_number_check_digit(body11: str) -> int:

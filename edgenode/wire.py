@@ -1,8 +1,8 @@
 """The wire format shared by hub and node: feed batches, snapshot manifests and files.
 
-Standard library plus zstandard (codec) and orjson (a strict, fast parser) only, so that the two sides cannot drift. Signatures are made
-and checked by callables passed in (see `edgenode.signing`), keeping this module free of the
-crypto library.
+Standard library plus zstandard (codec) and orjson (a strict, fast parser) only, so that the
+two sides cannot drift. Signatures are made and checked by callables passed in (see
+`edgenode.signing`), keeping this module free of the crypto library.
 
 A *frame* is ``MAGIC (4 bytes) | header length (u32, big-endian) | header (canonical JSON) |
 payload``. The header is signed: ``sig`` is an Ed25519 signature over the canonical JSON of the

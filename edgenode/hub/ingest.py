@@ -29,7 +29,7 @@ def parse_records(lines: Iterable[bytes], source: str) -> list[dict[str, Any]]:
         if not stripped.strip():
             continue
         try:
-            text = stripped.decode("utf-8")
+            stripped.decode("utf-8")  # to name the byte offset of bad UTF-8
         except UnicodeDecodeError as exc:
             raise InputError(f"{source}:{no}: not UTF-8 (byte {exc.start})") from exc
         try:

@@ -103,7 +103,8 @@ class Replica:
                 m = self.meta(conn)
                 if int(m["cursor"]) != batch.first_seq - 1 or m["chain"] != batch.header["prev_chain"]:
                     raise WireError(
-                        f"batch starts at {batch.first_seq} but the replica is at {m['cursor']} (applied elsewhere meanwhile)"
+                        f"batch starts at {batch.first_seq} but the replica is at {m['cursor']}"
+                        " (another process applied it meanwhile)"
                     )
                 for tx in batch.txs:
                     registry.apply_ops(conn, tx["ops"])

@@ -43,7 +43,9 @@ def _commit_people(tenant: TenantDB, first: int, n: int, per_tx: int = 1) -> int
 def _log(tenant: TenantDB) -> list[tuple[int, bytes, str]]:
     conn = tenant.connect()
     try:
-        return [(s, bytes(line), c) for s, line, c in conn.execute("SELECT seq, line, chain FROM changelog ORDER BY seq")]
+        return [
+            (s, bytes(line), c) for s, line, c in conn.execute("SELECT seq, line, chain FROM changelog ORDER BY seq")
+        ]
     finally:
         conn.close()
 
@@ -67,7 +69,7 @@ def test_concurrent_writers_get_gap_free_sequences_and_one_chain(store: HubStore
 def test_a_registry_transaction_is_one_log_entry(store: HubStore) -> None:
     tenant = store.tenant(LG)
     _commit_people(tenant, 1, 4, per_tx=4)  # a household of four moves in together
-    (seq, line, _), = _log(tenant)
+    ((seq, line, _),) = _log(tenant)
     assert seq == 1 and len(json.loads(line)["ops"]) == 4
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -59,38 +60,102 @@ def test_sync_survives_a_link_that_cuts_every_few_hundred_kb(tmp_path: Path) -> 
         hub.stop()
 
 
+def _killed_runs(node: Path, rng: random.Random, runs: int, env: dict[str, str], args: list[str]) -> int:
+    """Start `node sync --once` repeatedly and SIGKILL it at a random moment; count kills."""
+    kills = 0
+    for _ in range(runs):
+        p = subprocess.Popen(
+            [*CLI, "node", "sync", "--data", str(node), "--once", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
+        time.sleep(rng.uniform(0.3, 1.2))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+    return kills
+
+
+def _hub_chain_at(hub: HubProc, seq: int) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(hub.data / "tenants" / f"{LG}.db")
+    try:
+        row = conn.execute("SELECT chain FROM changelog WHERE seq = ?", (seq,)).fetchone()
+    finally:
+        conn.close()
+    return str(row[0])
+
+
 @pytest.mark.slow
-def test_kill_9_during_bootstrap_and_apply_always_restarts_at_a_correct_state(tmp_path: Path) -> None:
+def test_kill_9_during_bootstrap_resumes_and_ends_identical(tmp_path: Path) -> None:
     hub = make_hub(tmp_path, residents=6000, chunk_size=16384)
     hub.start()
     try:
         node = make_node(tmp_path, hub.url, hub.token("node1"))
-        rng = random.Random(42)
-        kills = 0
-        for i in range(12):
-            if i % 3 == 2:
-                hub.simulate(150, seed=100 + i)
-            # slow the node down so that a kill lands inside bootstrap or apply
-            p = subprocess.Popen(
-                [*CLI, "node", "sync", "--data", str(node), "--once", "--bandwidth-limit", "400000"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(rng.uniform(0.2, 1.5))
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                kills += 1
-            p.wait()
-            # after any kill the replica is either absent or a consistent earlier state
-            st = _status(node)
-            if st["cursor"] is not None:
-                assert run("node", "export", "--data", str(node)).returncode == 0
-        assert kills >= 6, f"only {kills} kills landed"
+        # ~700 KB of snapshot at 40 KB/s: every kill lands inside the bootstrap
+        kills = _killed_runs(node, random.Random(42), 6, {}, ["--bandwidth-limit", "40000"])
+        assert kills == 6
+        assert _status(node)["cursor"] is None, "a killed bootstrap must never install a replica"
+        staged = list((node / "bootstrap").glob("chunk-*"))
+        assert staged, "verified chunks must survive the kills so that the bootstrap resumes"
         run("node", "sync", "--data", str(node), "--once")
         assert node_export(node) == hub.export()
-        assert run("node", "verify", "--data", str(node)).returncode == 0
+        assert not (node / "bootstrap").exists()
+        assert run("node", "verify", "--data", str(node), "--no-repair").returncode == 0
     finally:
         hub.stop()
+
+
+@pytest.mark.slow
+def test_kill_9_during_apply_leaves_an_exact_earlier_cursor(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path, residents=3000, chunk_size=65536)
+    hub.start()
+    try:
+        node = make_node(tmp_path, hub.url, hub.token("node1"))
+        run("node", "sync", "--data", str(node), "--once")
+        hub.simulate(1500, seed=77)
+        head = int(hub_head(hub))
+        env = {"EDGENODE_FEED_MAX_BYTES": "8192"}
+        rng = random.Random(7)
+        cursors = []
+        for _ in range(8):
+            assert _killed_runs(node, rng, 1, env, ["--bandwidth-limit", "40000"]) <= 1
+            st = _status(node)
+            cursors.append(st["cursor"])
+            # the replica's position is a real transaction boundary of the hub's log
+            conn_chain = _node_chain(node)
+            assert conn_chain == (_hub_chain_at(hub, st["cursor"]) if st["cursor"] else conn_chain)
+        assert cursors == sorted(cursors) and 0 < cursors[-1] <= head
+        assert any(0 < c < head for c in cursors), f"no kill landed mid-apply: {cursors}"
+        run("node", "sync", "--data", str(node), "--once")
+        assert node_export(node) == hub.export()
+        assert run("node", "verify", "--data", str(node), "--no-repair").returncode == 0
+    finally:
+        hub.stop()
+
+
+def hub_head(hub: HubProc) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(hub.data / "tenants" / f"{LG}.db")
+    try:
+        return int(conn.execute("SELECT v FROM meta WHERE k = 'head'").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _node_chain(node: Path) -> str:
+    import sqlite3
+
+    name = (node / "replica" / "CURRENT").read_text().strip()
+    conn = sqlite3.connect(node / "replica" / name)
+    try:
+        return str(conn.execute("SELECT v FROM replica_meta WHERE k = 'chain'").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def test_corrupted_bytes_are_refused_and_the_replica_keeps_its_cursor(hub: HubProc, tmp_path: Path) -> None:
@@ -126,13 +191,12 @@ def test_a_410_leads_to_a_clean_rebootstrap(hub: HubProc, tmp_path: Path) -> Non
     node = make_node(tmp_path, hub.url, hub.token("node1"))
     run("node", "sync", "--data", str(node), "--once")
     hub.simulate(20, seed=1)
-    head = int(json.loads(httpx.get(f"{hub.url}/fleet.json").text)["tenants"] and 0)
     run("hub", "prune", "--data", str(hub.data), "--lg-code", LG, "--before", "15")
     r = httpx.get(f"{hub.url}/v1/tenants/{LG}/feed?after=0", headers={"authorization": f"Bearer {hub.token('x')}"})
     assert r.status_code == 410 and r.json()["error"] == "cursor_too_old"
     run("node", "sync", "--data", str(node), "--once")
     st = _status(node)
-    assert st["snapshot_seq"] >= 20 > head
+    assert st["snapshot_seq"] == st["cursor"] == 20  # a fresh snapshot, not the old feed
     assert node_export(node) == hub.export()
 
 
