@@ -235,3 +235,48 @@ def test_hub_apply_rejects_a_bad_file_whole_and_names_the_line(hub: HubProc, tmp
     run("hub", "apply", "--data", str(hub.data), "--lg-code", LG, str(f))
     after = hub.export()
     assert after != before and '"status":"転出"' in after
+
+
+def test_verify_repairs_only_the_differing_buckets(hub: HubProc, tmp_path: Path) -> None:
+    import sqlite3
+
+    node = make_node(tmp_path, hub.url, hub.token("node1"))
+    run("node", "sync", "--data", str(node), "--once")
+    name = (node / "replica" / "CURRENT").read_text().strip()
+    conn = sqlite3.connect(node / "replica" / name)
+    victim = conn.execute("SELECT atena_no FROM person ORDER BY atena_no LIMIT 1 OFFSET 7").fetchone()[0]
+    conn.execute(
+        'UPDATE person_history SET record = replace(record, \'"sex":"女"\', \'"sex":"男"\') WHERE atena_no = ?',
+        (victim,),
+    )
+    conn.execute("UPDATE person_history SET record = replace(record, '番地', '番') WHERE atena_no = ?", (victim,))
+    conn.commit()
+    conn.close()
+    assert node_export(node) != hub.export()
+    p = run("node", "verify", "--data", str(node), "--no-repair", check=False)
+    assert p.returncode == 1 and "1 bucket(s)" in p.stderr
+    p = run("node", "verify", "--data", str(node), check=False)
+    assert p.returncode == 1 and "repaired" in p.stderr
+    assert run("node", "verify", "--data", str(node)).returncode == 0
+    assert node_export(node) == hub.export()
+
+
+def test_the_bandwidth_cap_is_kept(hub: HubProc, tmp_path: Path) -> None:
+    node = make_node(tmp_path, hub.url, hub.token("node1"))
+    with WanEmulator("127.0.0.1", hub.port) as wan:  # counts the bytes actually received
+        began = time.monotonic()
+        run(
+            "node",
+            "sync",
+            "--data",
+            str(node),
+            "--once",
+            "--bandwidth-limit",
+            "50000",
+            env={"EDGENODE_HUB_URL": wan.url},
+        )
+        took = time.monotonic() - began
+        received = wan.stats.bytes_down
+    # the first second is a burst allowance of one second's worth; the rest must be paced
+    assert received > 150_000, "too little data to show the cap"
+    assert took >= 0.8 * (received - 50_000) / 50_000
