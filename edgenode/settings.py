@@ -40,6 +40,13 @@ HUB_SETTINGS: tuple[Setting, ...] = (
     Setting("snapshot_chunk_size", int, 256 * 1024, "bytes per snapshot chunk", minimum=4096),
     Setting("snapshot_max_age", float, 600.0, "reuse a cached snapshot for this many seconds", minimum=0),
     Setting("snapshot_keep", int, 2, "snapshots kept per tenant (older ones are deleted)", minimum=1),
+    Setting(
+        "snapshot_hold",
+        float,
+        21600.0,
+        "keep a superseded snapshot this many seconds after its last chunk was read",
+        minimum=0,
+    ),
 )
 
 NODE_SETTINGS: tuple[Setting, ...] = (

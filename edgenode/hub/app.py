@@ -102,6 +102,7 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         settings["snapshot_chunk_size"],
         settings["snapshot_max_age"],
         settings["snapshot_keep"],
+        settings["snapshot_hold"],
     )
     watcher = HeadWatcher(store)
 

@@ -76,12 +76,16 @@ def build(tenant: TenantDB, out_dir: Path, key: HubKey, chunk_size: int) -> dict
 class SnapshotCache:
     """Serves the newest snapshot of a tenant, rebuilding it when it is too old."""
 
-    def __init__(self, store: HubStore, key: HubKey, chunk_size: int, max_age: float, keep: int) -> None:
+    def __init__(
+        self, store: HubStore, key: HubKey, chunk_size: int, max_age: float, keep: int, hold: float = 6 * 3600
+    ) -> None:
         self.store = store
         self.key = key
         self.chunk_size = chunk_size
         self.max_age = max_age
         self.keep = keep
+        self.hold = hold
+        self._touched: dict[Path, float] = {}
 
     def _dir(self, lg_code: str) -> Path:
         return self.store.snapshot_dir / lg_code
@@ -90,7 +94,12 @@ class SnapshotCache:
         d = self._dir(lg_code)
         if not d.exists():
             return []
-        found = [(p.stat().st_mtime, p) for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        found = []
+        for p in d.iterdir():
+            manifest = p / "manifest.json"
+            if p.is_dir() and not p.name.startswith(".") and manifest.exists():
+                # the manifest's time is the snapshot's: the folder's changes when it is read
+                found.append((manifest.stat().st_mtime, p))
         return sorted(found)
 
     def current(self, lg_code: str) -> dict[str, Any]:
@@ -105,19 +114,39 @@ class SnapshotCache:
                 if fresh or manifest["seq"] == tenant.head():
                     return manifest
             manifest = build(tenant, self._dir(lg_code), self.key, self.chunk_size)
-            for _, old in self._existing(lg_code)[: -self.keep]:
-                remove_tree(old)
+            self._expire(lg_code)
             return manifest
+
+    def _expire(self, lg_code: str) -> None:
+        """Delete snapshots beyond the newest `keep`, except those still being downloaded.
+
+        A node on a 48 KB/s link needs hours for a large town's snapshot; deleting it under
+        the node would make it start over, forever.
+        """
+        for _, old in self._existing(lg_code)[: -self.keep]:
+            try:
+                last_read = (old / ".last-read").stat().st_mtime
+            except FileNotFoundError:
+                last_read = 0.0
+            if time.time() - last_read > self.hold:
+                remove_tree(old)
 
     def chunk(self, lg_code: str, snap_id: str, index: int) -> bytes:
         """One chunk of a cached snapshot; `StoreError` if it is gone."""
         if not snap_id.replace("-", "").isalnum():
             raise StoreError("invalid snapshot id")
-        path = self._dir(lg_code) / snap_id / f"chunk-{index:06d}"
+        folder = self._dir(lg_code) / snap_id
+        path = folder / f"chunk-{index:06d}"
         try:
-            return path.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError as exc:
             raise StoreError(f"snapshot {snap_id} chunk {index} is not available") from exc
+        # Remember (on disk, so it survives a restart) that someone is downloading this one;
+        # touching at most once a minute keeps chunk reads free of writes.
+        if time.monotonic() - self._touched.get(folder, -1e9) > 60:
+            (folder / ".last-read").touch()
+            self._touched[folder] = time.monotonic()
+        return data
 
 
 def write_file(tenant: TenantDB, key: HubKey, chunk_size: int, out: Path) -> dict[str, Any]:
