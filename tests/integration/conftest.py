@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
+
+from edgenode.demo import wait_http
 
 LG = "454214"
 CLI = [sys.executable, "-m", "edgenode.cli"]
@@ -34,18 +36,6 @@ def run(
     if check and p.returncode != 0:
         raise AssertionError(f"edgenode {' '.join(args)} exited {p.returncode}:\n{p.stderr}")
     return p
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
 
 
 @dataclass
@@ -113,12 +103,31 @@ def make_hub(tmp_path: Path, residents: int, chunk_size: int = 16384) -> HubProc
     return hub
 
 
+@contextmanager
+def running_hub(tmp_path: Path, residents: int, chunk_size: int = 16384) -> Iterator[HubProc]:
+    """A hub process with a synthetic town, stopped on exit."""
+    h = make_hub(tmp_path, residents, chunk_size)
+    h.start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def sql_value(db: Path, query: str, *params: object) -> object:
+    """One value from a SQLite file (read by the test, not through edgenode)."""
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute(query, params).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else row[0]
+
+
 @pytest.fixture()
 def hub(tmp_path: Path) -> Iterator[HubProc]:
-    h = make_hub(tmp_path, residents=1500)
-    h.start()
-    yield h
-    h.stop()
+    with running_hub(tmp_path, residents=1500) as h:
+        yield h
 
 
 def make_node(tmp_path: Path, hub_url: str, token: str, name: str = "node1") -> Path:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bench.wanem import LinkProfile, WanEmulator
-from tests.integration.conftest import CLI, LG, HubProc, make_hub, make_node, node_export, run
+from tests.integration.conftest import CLI, LG, HubProc, make_node, node_export, run, running_hub, sql_value
 
 
 def _status(data: Path) -> dict:  # type: ignore[type-arg]
@@ -36,9 +36,7 @@ def test_bootstrap_and_rounds_of_changes_leave_exports_identical(hub: HubProc, t
 
 
 def test_sync_survives_a_link_that_cuts_every_few_hundred_kb(tmp_path: Path) -> None:
-    hub = make_hub(tmp_path, residents=4000, chunk_size=32768)
-    hub.start()
-    try:
+    with running_hub(tmp_path, residents=4000, chunk_size=32768) as hub:
         node = make_node(tmp_path, hub.url, hub.token("node1"))
         profile = LinkProfile(cut_after_bytes=150_000, cut_jitter=0.5, latency=0.005, seed=3)
         with WanEmulator("127.0.0.1", hub.port, profile) as wan:
@@ -56,8 +54,6 @@ def test_sync_survives_a_link_that_cuts_every_few_hundred_kb(tmp_path: Path) -> 
                     assert p.returncode == 3, p.stderr  # unreachable: retry, never a corrupt state
                 assert node_export(node) == hub.export()
             assert wan.stats.cuts > 0, "the emulator never cut: the test proved nothing"
-    finally:
-        hub.stop()
 
 
 def _killed_runs(node: Path, rng: random.Random, runs: int, env: dict[str, str], args: list[str]) -> int:
@@ -79,21 +75,21 @@ def _killed_runs(node: Path, rng: random.Random, runs: int, env: dict[str, str],
 
 
 def _hub_chain_at(hub: HubProc, seq: int) -> str:
-    import sqlite3
+    return str(sql_value(hub.data / "tenants" / f"{LG}.db", "SELECT chain FROM changelog WHERE seq = ?", seq))
 
-    conn = sqlite3.connect(hub.data / "tenants" / f"{LG}.db")
-    try:
-        row = conn.execute("SELECT chain FROM changelog WHERE seq = ?", (seq,)).fetchone()
-    finally:
-        conn.close()
-    return str(row[0])
+
+def _hub_head(hub: HubProc) -> int:
+    return int(str(sql_value(hub.data / "tenants" / f"{LG}.db", "SELECT v FROM meta WHERE k = 'head'")))
+
+
+def _node_chain(node: Path) -> str:
+    name = (node / "replica" / "CURRENT").read_text().strip()
+    return str(sql_value(node / "replica" / name, "SELECT v FROM replica_meta WHERE k = 'chain'"))
 
 
 @pytest.mark.slow
 def test_kill_9_during_bootstrap_resumes_and_ends_identical(tmp_path: Path) -> None:
-    hub = make_hub(tmp_path, residents=6000, chunk_size=16384)
-    hub.start()
-    try:
+    with running_hub(tmp_path, residents=6000, chunk_size=16384) as hub:
         node = make_node(tmp_path, hub.url, hub.token("node1"))
         # ~700 KB of snapshot at 40 KB/s: every kill lands inside the bootstrap
         kills = _killed_runs(node, random.Random(42), 6, {}, ["--bandwidth-limit", "40000"])
@@ -105,19 +101,15 @@ def test_kill_9_during_bootstrap_resumes_and_ends_identical(tmp_path: Path) -> N
         assert node_export(node) == hub.export()
         assert not (node / "bootstrap").exists()
         assert run("node", "verify", "--data", str(node), "--no-repair").returncode == 0
-    finally:
-        hub.stop()
 
 
 @pytest.mark.slow
 def test_kill_9_during_apply_leaves_an_exact_earlier_cursor(tmp_path: Path) -> None:
-    hub = make_hub(tmp_path, residents=3000, chunk_size=65536)
-    hub.start()
-    try:
+    with running_hub(tmp_path, residents=3000, chunk_size=65536) as hub:
         node = make_node(tmp_path, hub.url, hub.token("node1"))
         run("node", "sync", "--data", str(node), "--once")
         hub.simulate(1500, seed=77)
-        head = int(hub_head(hub))
+        head = _hub_head(hub)
         env = {"EDGENODE_FEED_MAX_BYTES": "8192"}
         rng = random.Random(7)
         cursors = []
@@ -133,29 +125,6 @@ def test_kill_9_during_apply_leaves_an_exact_earlier_cursor(tmp_path: Path) -> N
         run("node", "sync", "--data", str(node), "--once")
         assert node_export(node) == hub.export()
         assert run("node", "verify", "--data", str(node), "--no-repair").returncode == 0
-    finally:
-        hub.stop()
-
-
-def hub_head(hub: HubProc) -> int:
-    import sqlite3
-
-    conn = sqlite3.connect(hub.data / "tenants" / f"{LG}.db")
-    try:
-        return int(conn.execute("SELECT v FROM meta WHERE k = 'head'").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _node_chain(node: Path) -> str:
-    import sqlite3
-
-    name = (node / "replica" / "CURRENT").read_text().strip()
-    conn = sqlite3.connect(node / "replica" / name)
-    try:
-        return str(conn.execute("SELECT v FROM replica_meta WHERE k = 'chain'").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def test_corrupted_bytes_are_refused_and_the_replica_keeps_its_cursor(hub: HubProc, tmp_path: Path) -> None:
