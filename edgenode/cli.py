@@ -220,12 +220,15 @@ def node_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from edgenode.counter_ui.app import create_app
+    from edgenode.sync.mode import WanMonitor
 
     syncer = _syncer(args, host=args.host, port=args.port)
     syncer.state.update(serving_pid=os.getpid())
     stop = threading.Event()
     follower = threading.Thread(target=syncer.run, args=(stop,), name="sync", daemon=True)
     follower.start()
+    monitor = WanMonitor(syncer.mode, syncer.settings["hub_url"])
+    threading.Thread(target=monitor.run, args=(stop,), name="wan-monitor", daemon=True).start()
     s = syncer.settings
     log.info("node serving on http://%s:%d", s["host"], s["port"])
     try:
@@ -239,9 +242,23 @@ def node_serve(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         follower.join(timeout=10)
-        syncer.state.update(serving_pid=None, mode="offline")
+        syncer.state.update(serving_pid=None)
         syncer.close()
     return 0
+
+
+def node_audit_verify(args: argparse.Namespace) -> int:
+    from edgenode.audit import AuditLog
+
+    data = Path(args.data)
+    if not (data / "node.toml").exists():
+        raise ConfigError(f"no node in {data}")
+    n, problem = AuditLog(data / "node.db").verify()
+    if problem is None:
+        print(f"audit log intact: {n} entries", file=sys.stderr)
+        return 0
+    print(f"audit log BROKEN at entry {problem.seq}: {problem.reason}", file=sys.stderr)
+    return 1
 
 
 def user_add(args: argparse.Namespace) -> int:
@@ -276,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgenode", description="Offline-capable resident-registry node.")
     p.add_argument("--version", action="version", version=f"edgenode {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    p.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        default="auto",
+        help="auto: JSON under systemd, text on a terminal",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def cmd(
@@ -345,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd(node, "bootstrap", node_bootstrap, "bootstrap from a snapshot file (physical media)")
     c.add_argument("--from", dest="source", required=True, help="snapshot file or folder of them")
 
+    audit = node.add_parser("audit", help="the node's audit log").add_subparsers(dest="audit_cmd", required=True)
+    cmd(audit, "verify", node_audit_verify, "check the audit log's hash chain; exit 0 only if intact")
+
     user = sub.add_parser("user", help="staff accounts").add_subparsers(dest="user_cmd", required=True)
     c = cmd(user, "add", user_add, "add an account; the password is read from standard input")
     c.add_argument("--name", required=True, help="user name")
@@ -356,12 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from edgenode import logs
+
+    logs.setup(args.verbose, args.log_format)
     try:
         return int(args.fn(args))
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from edgenode import __version__, registry, wire
+from edgenode.audit import AuditLog
 from edgenode.durable import atomic_write, parse_time, remove_tree, utcnow
 from edgenode.errors import (
     ConfigError,
     CursorTooOld,
     EdgenodeError,
     HubRejected,
+    HubUnreachable,
     SchemaTooNew,
     SyncError,
     WireError,
@@ -32,6 +35,7 @@ from edgenode.errors import (
 from edgenode.settings import Settings
 from edgenode.signing import PinnedVerifier
 from edgenode.sync.client import FeedClient, HttpFeedClient, backoff_delays
+from edgenode.sync.mode import ModeMachine
 from edgenode.sync.replica import Replica, read_json
 from edgenode.sync.state import NodeState
 
@@ -55,7 +59,9 @@ class VerifyResult:
 class Syncer:
     """Bootstraps and follows one municipality's registry into the node's replica."""
 
-    def __init__(self, data: Path, settings: Settings, client: FeedClient | None = None) -> None:
+    def __init__(
+        self, data: Path, settings: Settings, client: FeedClient | None = None, mode: ModeMachine | None = None
+    ) -> None:
         if not settings["lg_code"] or not settings["hub_public_key"]:
             raise ConfigError("this node is not initialised: run `edgenode node init` first")
         self.data = data
@@ -66,6 +72,8 @@ class Syncer:
         self.state = NodeState(data / "node.db")
         self.staging = data / "bootstrap"
         self._client = client
+        self.audit = AuditLog(data / "node.db")
+        self.mode = mode or ModeMachine(self.state, self.audit)
 
     @property
     def client(self) -> FeedClient:
@@ -95,8 +103,14 @@ class Syncer:
         Chunks already on disk from an interrupted attempt are re-checked against the manifest
         and kept, so a bootstrap resumes at the first missing chunk.
         """
+        self.state.update(bootstrapping=True)
+        try:
+            return self._bootstrap(client, allow_older)
+        finally:
+            self.state.update(bootstrapping=False)
+
+    def _bootstrap(self, client: FeedClient | None, allow_older: bool) -> int:
         src = client or self.client
-        self.state.update(mode="bootstrapping")
         self.staging.mkdir(parents=True, exist_ok=True)
         manifest = self._staged_manifest(src)
         if manifest is None:
@@ -122,7 +136,7 @@ class Syncer:
             except HubRejected as exc:
                 if exc.status == 404:  # the hub replaced that snapshot: start over with a new one
                     remove_tree(self.staging)
-                    return self.bootstrap(client, allow_older=allow_older)
+                    return self._bootstrap(client, allow_older)
                 raise
             wire.check_chunk(manifest, i, data)
             atomic_write(path, data)
@@ -131,7 +145,6 @@ class Syncer:
         )
         remove_tree(self.staging)
         self.state.update(
-            mode="online",
             last_bootstrap_at=utcnow(),
             hub_head=max(manifest.seq, int(self.state.all().get("hub_head") or 0)),
         )
@@ -176,8 +189,10 @@ class Syncer:
             last_contact_at=now,
             last_error=None,
             last_error_hint=None,
-            mode="online",
         )
+        self.mode.hub_answered()
+        if batch.last_seq >= int(batch.header.get("head_seq", 0)):
+            self.mode.caught_up()
         return len(batch.txs)
 
     def catch_up(self) -> int:
@@ -224,7 +239,6 @@ class Syncer:
         """Follow the hub until `stop` is set: long-poll, back off with jitter on errors."""
         delays = backoff_delays(self.settings["backoff_initial"], self.settings["backoff_max"])
         last_hb = 0.0
-        failing_since: float | None = None
         schema_blocked = False
         while not stop.is_set():
             try:
@@ -244,7 +258,6 @@ class Syncer:
                     self.send_heartbeat()
                     last_hb = time.monotonic()
                 delays = backoff_delays(self.settings["backoff_initial"], self.settings["backoff_max"])
-                failing_since = None
             except SchemaTooNew as exc:
                 # Keep serving the data we have; do not apply what we cannot understand.
                 log.error("%s", exc)
@@ -252,9 +265,8 @@ class Syncer:
                 schema_blocked = True
             except EdgenodeError as exc:
                 self.record_error(exc)
-                failing_since = failing_since or time.monotonic()
-                if time.monotonic() - failing_since >= OFFLINE_AFTER:
-                    self.state.update(mode="offline")
+                if isinstance(exc, HubUnreachable) or (isinstance(exc, SyncError) and exc.retryable):
+                    self.mode.hub_failed(type(exc).__name__)
                 delay = next(delays)
                 log.warning("sync: %s (retry in %.1fs)", exc, delay)
                 stop.wait(delay)
@@ -328,10 +340,11 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
     elif lag_changes and st.get("fetched_at"):
         age = (_dt.datetime.now(_dt.UTC) - parse_time(st["fetched_at"])).total_seconds()
         lag_seconds = round(float(st.get("next_age") or 0.0) + age, 3)
-    mode = st.get("mode") or ("bootstrapping" if cursor is None else "offline")
-    if cursor is None:
+    mode = st.get("mode") or "online"
+    if cursor is None or st.get("bootstrapping"):
         mode = "bootstrapping"
-    elif mode == "online" and st.get("last_contact_at"):
+    elif mode != "offline" and not _alive(st.get("serving_pid")) and st.get("last_contact_at"):
+        # no `node serve` is watching the link: judge by the last successful contact
         silent = (_dt.datetime.now(_dt.UTC) - parse_time(st["last_contact_at"])).total_seconds()
         if silent > max(OFFLINE_AFTER, settings["feed_wait"] + settings["request_timeout"]):
             mode = "offline"
@@ -353,4 +366,20 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         "schema": wire.SCHEMA_VERSION,
         "backup": {"state": "not_configured"},
         "serving_pid": st.get("serving_pid"),
+        "mode_since": st.get("mode_since"),
+        "mode_reason": st.get("mode_reason"),
+        "forced_offline": bool(st.get("forced_offline")),
+        "data_as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at") if meta else None,
     }
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
