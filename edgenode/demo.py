@@ -20,12 +20,15 @@ from types import FrameType
 import httpx
 
 from edgenode.hub.hub import Hub
-from edgenode.sync.nodeconfig import init_node
+from edgenode.sync.nodeconfig import init_node, write_certs_template
 
 LG_CODE = "454214"
 NAME = "門川町"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-madoguchi"  # demo only: printed on the terminal for the person trying it
+DEMO_SUPERVISOR = "demo-kanri"
+DEMO_SUPERVISOR_PASSWORD = "demo-kanri-pass"
+DEMO_MAYOR = "門川　一郎"  # a made-up name for the demo's certificates
 
 
 def wait_http(url: str, timeout: float = 30.0) -> None:
@@ -50,6 +53,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"creating {NAME} ({LG_CODE}) with {args.residents} synthetic residents …", file=sys.stderr)
         hub.init_tenant(LG_CODE, NAME, args.residents, seed=1)
         hub.add_user(LG_CODE, DEMO_USER, "clerk", DEMO_PASSWORD)
+        hub.add_user(LG_CODE, DEMO_SUPERVISOR, "supervisor", DEMO_SUPERVISOR_PASSWORD)
     hub_url = f"http://127.0.0.1:{args.hub_port}"
     node_url = f"http://127.0.0.1:{args.port}"
     cli = [sys.executable, "-m", "edgenode.cli"]
@@ -65,6 +69,10 @@ def run_demo(args: argparse.Namespace) -> int:
         if not (node_dir / "node.toml").exists():
             token = hub.store.issue_token(LG_CODE, "kadogawa-honcho-1")
             init_node(node_dir, hub_url, token, "kadogawa-honcho-1")
+            write_certs_template(node_dir, LG_CODE, NAME, DEMO_MAYOR, replace=True)
+            # the demo's browser talks plain HTTP to 127.0.0.1, so the cookie cannot be HTTPS-only
+            with open(node_dir / "node.toml", "a", encoding="utf-8") as f:
+                f.write("cookie_secure = false\n")
         procs.append(subprocess.Popen([*cli, "node", "serve", "--data", str(node_dir), "--port", str(args.port)]))
         wait_http(f"{node_url}/healthz")
         print(
@@ -73,6 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"  node status:     {node_url}/api/status\n"
             f"  hub fleet view:  {hub_url}/fleet\n"
             f"  demo login:      {DEMO_USER} / {DEMO_PASSWORD}\n"
+            f"  supervisor:      {DEMO_SUPERVISOR} / {DEMO_SUPERVISOR_PASSWORD}\n"
             f"Simulated 異動 every {args.interval:g}s. Ctrl-C stops everything.\n",
             file=sys.stderr,
         )

@@ -66,6 +66,21 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("heartbeat_interval", float, 30.0, "seconds between heartbeats to the hub", minimum=1),
     Setting("digest_buckets", int, 256, "buckets of the anti-entropy digest", minimum=1),
     Setting(
+        "approval_lag_seconds",
+        float,
+        3600.0,
+        "代理人・第三者の請求に監督者の承認が要るデータの遅れ (requests by proxies or third parties need a"
+        " supervisor when the data may be older than this, seconds)",
+        minimum=0,
+    ),
+    Setting(
+        "cookie_secure",
+        bool,
+        True,
+        "send the session cookie only over HTTPS (false only for a counter PC on the node itself over plain HTTP)",
+    ),
+    Setting("offline_after", float, 8.0, "seconds of hub silence before the counter switches to offline", minimum=1),
+    Setting(
         "rebootstrap_fraction",
         float,
         0.25,

@@ -1,52 +1,383 @@
-"""The node's HTTP side: status page, /api/status, /healthz.
+"""The node's HTTP side: the clerks' counter UI, the local admin page, status and health.
 
-The clerks' counter UI grows here (its own issue); for now the page shows the node's sync
-state in Japanese so an administrator can see at a glance whether the data is current.
+Every route declares who may use it (`requires` / `public`); `Auth.check_routes` refuses to
+build an app with an undeclared route. Pages are server-rendered Jinja2 with autoescape, so
+nothing in resident data is ever interpreted as markup.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from edgenode.audit import AuditLog
+from edgenode.certs.config import DEFAULT_OMISSIONS
+from edgenode.certs.errors import CertError
+from edgenode.certs.model import CertRequest, Kind, Layout, Omission, Requester, Scope
+from edgenode.counter_ui.auth import Auth, AuthConfig, public, requires
+from edgenode.errors import EdgenodeError
+from edgenode.issuance import JST, Approval, IssuanceService
 from edgenode.settings import Settings
+from edgenode.sync.mode import ModeMachine
+from edgenode.sync.replica import Replica
+from edgenode.sync.state import NodeState
 from edgenode.sync.syncer import node_status
+from edgenode.wareki import to_wareki
 
 MODE_LABELS = {
     "online": "通常運用（データセンターと同期中）",
-    "offline": "縮退運転（データセンターと通信できません）",
-    "reconciling": "復旧処理中",
-    "bootstrapping": "初期データ取得中",
+    "offline": "縮退運転中：データセンターと通信できません",
+    "reconciling": "復旧処理中：データセンターとの同期を再開しています",
+    "bootstrapping": "初期データ取得中：まだ窓口業務には使えません",
 }
+ID_DOCUMENTS = (
+    "マイナンバーカード",
+    "運転免許証",
+    "旅券",
+    "在留カード",
+    "特別永住者証明書",
+    "身体障害者手帳",
+    "健康保険の資格確認書と年金手帳（2点）",
+    "その他（備考に記入）",
+)
+CLERKS = ("clerk", "supervisor", "admin")
+SUPERVISORS = ("supervisor", "admin")
 
 
-def create_app(data: Path, settings: Settings) -> Starlette:
-    """Build the node's Starlette application for the data folder `data`."""
+def as_of_label(iso: str | None) -> str:
+    """「令和8年11月27日 10時42分」 in JST from a stored UTC time, or 「不明」."""
+    if not iso:
+        return "不明"
+    try:
+        t = _dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.UTC).astimezone(JST)
+    except ValueError:
+        return "不明"
+    return f"{to_wareki(t.date())} {t.hour}時{t.minute:02d}分"
+
+
+def banner_for(status: dict[str, Any]) -> dict[str, str]:
+    """The mode banner shown on every page: mode, データ基準日時, lag."""
+    mode = status["mode"]
+    lag = ""
+    if status.get("lag_changes"):
+        seconds = status.get("lag_seconds") or 0
+        lag = f"未反映の異動 {status['lag_changes']} 件（約{max(1, round(seconds / 60))}分の遅れ）"
+    if mode == "offline":
+        lag = f"最終同期 {as_of_label(status.get('last_sync_at'))}" + (
+            "（監督者による強制縮退）" if status.get("forced_offline") else ""
+        )
+    return {
+        "mode": mode,
+        "label": MODE_LABELS.get(mode, mode),
+        "as_of": as_of_label(status.get("data_as_of")),
+        "lag": lag,
+    }
+
+
+def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, *, warm: bool = False) -> Starlette:
+    """Build the node's Starlette application for the data folder `data`.
+
+    `mode` is the running node's mode machine (so that a supervisor's 強制縮退 takes effect in
+    the same process); without it a machine over the same state file is used.
+    """
     env = Environment(loader=PackageLoader("edgenode.counter_ui", "templates"), autoescape=select_autoescape())
+    env.globals["wareki"] = to_wareki
+    audit = AuditLog(data / "node.db")
+    machine = mode or ModeMachine(NodeState(data / "node.db"), audit, offline_after=settings["offline_after"])
+    service = IssuanceService(data, settings)
+    replica = Replica(data / "replica")
+    hasher = PasswordHasher()
 
+    def status() -> dict[str, Any]:
+        return node_status(data, settings)
+
+    def municipality() -> str:
+        try:
+            return service.config.municipality
+        except EdgenodeError:
+            return str(settings["lg_code"])
+
+    def page_context(request: Request) -> dict[str, Any]:
+        return {"banner": banner_for(status()), "municipality": municipality()}
+
+    def on_auth_event(kind: str, user: str | None, detail: dict[str, Any]) -> None:
+        audit.append(kind, user, dict(detail))
+
+    auth = Auth(
+        data,
+        AuthConfig(cookie_secure=settings["cookie_secure"]),
+        on_event=on_auth_event,
+        templates=env,
+        page_context=page_context,
+    )
+
+    async def page(request: Request, template: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+        base = await run_in_threadpool(page_context, request)
+        html = env.get_template(template).render(**base, **auth.render_context(request), **ctx)
+        return HTMLResponse(html, status_code=status_code)
+
+    # ------------------------------------------------------------ search and person
+
+    @requires(*CLERKS)
+    async def search_page(request: Request) -> HTMLResponse:
+        from edgenode.search.query import parse_free_text, search
+
+        q = request.query_params.get("q", "").strip()[:100]
+        removed = request.query_params.get("removed") == "1"
+        hits: list[Any] = []
+        error = ""
+        if q:
+            try:
+                query = parse_free_text(q, include_removed=removed)
+
+                def run() -> list[Any]:
+                    with replica.session() as conn:
+                        return list(search(conn, query))
+
+                hits = await run_in_threadpool(run)
+            except EdgenodeError as exc:
+                error = str(exc)
+        return await page(request, "search.html", q=q, removed=removed, hits=hits, error=error)
+
+    @requires(*CLERKS)
+    async def person_page(request: Request) -> HTMLResponse:
+        atena = request.path_params["atena"]
+        try:
+            person, members, restrictions = await run_in_threadpool(service.household_of, atena)
+        except EdgenodeError as exc:
+            return await page(request, "error.html", 404, message=str(exc))
+        blocked = service.blocking_restrictions(members, restrictions)
+        return await page(request, "person.html", person=person, members=order(members), blocked=blocked)
+
+    # ------------------------------------------------------------ request, preview, issue
+
+    def form_request(form: Any, atena: str) -> CertRequest:
+        omissions = frozenset(Omission(v) for v in form.getlist("omit") if v in Omission._value2member_map_)
+        persons = tuple(p for p in form.getlist("person") if isinstance(p, str))
+        try:
+            copies = int(str(form.get("copies") or "1"))
+        except ValueError:
+            copies = 0
+        if not 1 <= copies <= 10:
+            raise CertError("通数は 1 から 10 までです。")
+        id_doc = str(form.get("id_document") or "")
+        if id_doc not in ID_DOCUMENTS:
+            raise CertError("本人確認書類を選んでください。")
+        return CertRequest(
+            kind=str(form.get("kind") or ""),
+            scope=str(form.get("scope") or ""),
+            layout=str(form.get("layout") or ""),
+            requester=str(form.get("requester") or ""),
+            persons=persons if str(form.get("scope")) == Scope.PART.value or persons else (),
+            omissions=omissions,
+            copies=copies,
+            purpose=str(form.get("purpose") or "")[:200],
+            id_document=id_doc,
+        )
+
+    def form_defaults(atena: str) -> dict[str, Any]:
+        return {
+            "kind": Kind.COPY.value,
+            "scope": Scope.WHOLE.value,
+            "layout": Layout.HOUSEHOLD.value,
+            "requester": Requester.SELF.value,
+            "omit": [o.value for o in DEFAULT_OMISSIONS],
+            "copies": 1,
+            "person": [atena],
+            "id_document": ID_DOCUMENTS[0],
+            "purpose": "",
+        }
+
+    def form_values(form: Any) -> dict[str, Any]:
+        return {
+            k: (form.getlist(k) if k in ("omit", "person") else form.get(k))
+            for k in ("kind", "scope", "layout", "requester", "omit", "copies", "person", "id_document", "purpose")
+        }
+
+    async def request_form(
+        request: Request, atena: str, values: dict[str, Any], error: str = "", status_code: int = 200
+    ) -> HTMLResponse:
+        try:
+            person, members, restrictions = await run_in_threadpool(service.household_of, atena)
+        except EdgenodeError as exc:
+            return await page(request, "error.html", 404, message=str(exc))
+        return await page(
+            request,
+            "request.html",
+            status_code,
+            person=person,
+            members=order(members),
+            values=values,
+            error=error,
+            kinds=list(Kind),
+            scopes=list(Scope),
+            layouts=list(Layout),
+            requesters=list(Requester),
+            omissions=list(Omission),
+            id_documents=ID_DOCUMENTS,
+            blocked=service.blocking_restrictions(members, restrictions),
+        )
+
+    @requires(*CLERKS)
+    async def request_page(request: Request) -> HTMLResponse:
+        atena = request.path_params["atena"]
+        return await request_form(request, atena, form_defaults(atena))
+
+    @requires(*CLERKS)
+    async def preview(request: Request) -> Response:
+        atena = request.path_params["atena"]
+        form = await request.form()
+        try:
+            req = form_request(form, atena)
+            doc, html = await run_in_threadpool(service.preview, atena, req)
+            approval_needed = await run_in_threadpool(service.needs_approval, req)
+        except EdgenodeError as exc:
+            return await request_form(request, atena, form_values(form), str(exc), 422)
+        return await page(
+            request,
+            "preview.html",
+            atena=atena,
+            doc=doc,
+            cert_html=html,
+            values=form_values(form),
+            approval_needed=approval_needed,
+        )
+
+    def verify_supervisor(name: str, password: str) -> bool:
+        account = auth.find_account(name)
+        if account is None or account.role not in SUPERVISORS:
+            return False
+        try:
+            return bool(hasher.verify(account.password_hash, password))
+        except VerificationError:
+            return False
+
+    @requires(*CLERKS)
+    async def issue(request: Request) -> Response:
+        atena = request.path_params["atena"]
+        form = await request.form()
+        user = Auth.current_user(request)
+        assert user is not None
+        approval = None
+        sup, sup_pw = str(form.get("approver") or ""), str(form.get("approver_password") or "")
+        try:
+            req = form_request(form, atena)
+            if sup:
+                if sup == user.name or not await run_in_threadpool(verify_supervisor, sup, sup_pw):
+                    audit.append("approval_refused", user.name, {"approver": sup, "atena_no": atena})
+                    raise CertError("監督者の承認を確認できません（本人以外の監督者のユーザー名とパスワード）。")
+                approval = Approval(sup, "データ遅延時の代理人・第三者請求")
+            issued = await run_in_threadpool(service.issue, atena, req, user.name, approval)
+        except EdgenodeError as exc:
+            return await request_form(request, atena, form_values(form), str(exc), 422)
+        return Response(
+            issued.pdf,
+            media_type="application/pdf",
+            headers={
+                "content-disposition": f'attachment; filename="juminhyo-{issued.id[:12]}.pdf"',
+                "x-edgenode-issuance": issued.id,
+            },
+        )
+
+    # ------------------------------------------------------------ the day's list and 処分
+
+    @requires(*CLERKS)
+    async def issuances(request: Request) -> HTMLResponse:
+        rows, totals = await run_in_threadpool(service.day)
+        for r in rows:
+            r["serial_list"] = json.loads(r["serials"])
+        return await page(
+            request, "issuances.html", rows=rows, totals=totals, today=to_wareki(_dt.datetime.now(JST).date())
+        )
+
+    @requires(*CLERKS)
+    async def void(request: Request) -> Response:
+        form = await request.form()
+        user = Auth.current_user(request)
+        assert user is not None
+        try:
+            await run_in_threadpool(service.void, request.path_params["id"], str(form.get("reason") or ""), user.name)
+        except EdgenodeError as exc:
+            rows, totals = await run_in_threadpool(service.day)
+            for r in rows:
+                r["serial_list"] = json.loads(r["serials"])
+            return await page(
+                request,
+                "issuances.html",
+                422,
+                rows=rows,
+                totals=totals,
+                error=str(exc),
+                today=to_wareki(_dt.datetime.now(JST).date()),
+            )
+        return RedirectResponse("/issuances", status_code=303)
+
+    # ------------------------------------------------------------ admin
+
+    @requires(*SUPERVISORS)
+    async def admin(request: Request) -> HTMLResponse:
+        st = await run_in_threadpool(status)
+        n, problem = await run_in_threadpool(audit.verify)
+        entries = await run_in_threadpool(audit.entries, 50)
+        return await page(request, "admin.html", st=st, audit_count=n, audit_problem=problem, entries=entries)
+
+    @requires(*SUPERVISORS)
+    async def admin_mode(request: Request) -> Response:
+        form = await request.form()
+        user = Auth.current_user(request)
+        assert user is not None
+        action = form.get("action")
+        if action == "force_offline":
+            reason = str(form.get("reason") or "").strip()[:200] or "理由の記入なし"
+            await run_in_threadpool(machine.force_offline, user.name, reason)
+        elif action == "release":
+            await run_in_threadpool(machine.release, user.name)
+        return RedirectResponse("/admin", status_code=303)
+
+    # ------------------------------------------------------------ machine endpoints
+
+    @public
     async def status_json(request: Request) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(node_status, data, settings))
+        return JSONResponse(await run_in_threadpool(status))
 
+    @public
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    async def index(request: Request) -> HTMLResponse:
-        st: dict[str, Any] = await run_in_threadpool(node_status, data, settings)
-        page = env.get_template("status.html").render(st=st, mode_label=MODE_LABELS.get(st["mode"], st["mode"]))
-        return HTMLResponse(page)
+    routes: list[BaseRoute] = [
+        *auth.routes(),
+        Route("/", search_page),
+        Route("/person/{atena}", person_page),
+        Route("/request/{atena}", request_page),
+        Route("/request/{atena}/preview", preview, methods=["POST"]),
+        Route("/request/{atena}/issue", issue, methods=["POST"]),
+        Route("/issuances", issuances),
+        Route("/issuances/{id}/void", void, methods=["POST"]),
+        Route("/admin", admin),
+        Route("/admin/mode", admin_mode, methods=["POST"]),
+        Route("/api/status", status_json),
+        Route("/healthz", healthz),
+        Mount("/static", app=public(StaticFiles(packages=[("edgenode.counter_ui", "static")])), name="static"),
+    ]
+    Auth.check_routes(routes)
+    if warm:
+        threading.Thread(target=service.warm_up, name="warm-renderer", daemon=True).start()
+    return Starlette(routes=routes, middleware=[auth.middleware()])
 
-    return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/admin", index),
-            Route("/api/status", status_json),
-            Route("/healthz", healthz),
-        ]
-    )
+
+def order(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Household members in the registry's order (世帯員の並び順), 除票 persons last."""
+    return sorted(members, key=lambda m: (m.get("status") != "住民", m.get("household_order") or 99, m["atena_no"]))

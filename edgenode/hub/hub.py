@@ -13,7 +13,7 @@ from edgenode import registry, wire
 from edgenode.errors import ConfigError, InputError, StoreError
 from edgenode.hub import ingest
 from edgenode.hub.store import HubStore, TenantDB, write_tx
-from edgenode.resident import validate_staff
+from edgenode.resident import validate_restriction, validate_staff
 from edgenode.settings import HUB_SETTINGS, Settings, load
 
 #: Records per change-log transaction when a population is loaded into a non-empty tenant.
@@ -117,6 +117,40 @@ class Hub:
         rec = {"user": user, "role": role, "password_hash": PasswordHasher().hash(password), "lg_code": lg_code}
         validate_staff(rec)
         return self.store.tenant(lg_code).commit([("職員登録", [{"t": "st", "k": user, "v": rec}])])
+
+    def restrict(
+        self,
+        lg_code: str,
+        kind: str,
+        *,
+        atena_no: str | None = None,
+        household_no: str | None = None,
+        processes: tuple[str, ...] = ("証明書交付", "照会"),
+        level: str = "エラー",
+        start_date: str | None = None,
+        end_date: str | None = None,
+    ) -> str:
+        """Set a 支援措置 / 仮支援措置 / 抑止 on a person or household; it syncs to the nodes."""
+        import secrets
+
+        rec = {
+            "id": f"r-{secrets.token_hex(8)}",
+            "kind": kind,
+            "atena_no": atena_no,
+            "household_no": household_no,
+            "processes": list(processes),
+            "level": level,
+            "start_date": start_date,
+            "end_date": end_date,
+        }
+        rec = {k: v for k, v in rec.items() if v is not None}
+        validate_restriction(rec)
+        self.store.tenant(lg_code).commit([(f"{kind}設定", [{"t": "rs", "k": rec["id"], "v": rec}])])
+        return str(rec["id"])
+
+    def lift_restriction(self, lg_code: str, restriction_id: str) -> int:
+        """Remove a restriction (the only way one ends: an end date does not lift it)."""
+        return self.store.tenant(lg_code).commit([("制限解除", [{"t": "rs", "k": restriction_id, "del": True}])])
 
     def export(self, lg_code: str) -> Iterator[str]:
         """The tenant's current registry in the canonical export format."""

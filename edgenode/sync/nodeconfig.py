@@ -59,6 +59,9 @@ def init_node(
             raise ConfigError(f"this token belongs to municipality {who.get('lg_code')}, not {lg_code}")
         lg_code = str(who.get("lg_code"))
         hub_key = str(who.get("public_key"))
+        municipality = str(who.get("name") or "")
+    else:
+        municipality = ""
     if lg_code is None:
         raise ConfigError("--lg-code is required together with --hub-key")
     valid_lg_code(lg_code)
@@ -74,7 +77,39 @@ def init_node(
         values = {}
     values.update(hub_url=hub_url, token=token, node_id=node_id, lg_code=lg_code, hub_public_key=hub_key)
     settings_mod.write(NODE_SETTINGS, existing, values)
+    if municipality:
+        write_certs_template(data, lg_code, municipality)
     return settings_mod.load(NODE_SETTINGS, existing, {}, {})
+
+
+CERTS_TEMPLATE = """# 証明書の設定 (edgenode.certs.config.CertConfig)。町長名を設定するまで証明書は交付できません。
+# Certificate settings; certificates cannot be issued until mayor_name is set.
+prefecture = "{prefecture}"
+municipality = "{municipality}"
+mayor_title = "{mayor_title}"
+mayor_name = "{mayor_name}"
+# seal_image = "/etc/edgenode/seal.png"   # 職印 (PNG, printed black, at most 25 mm)
+# fee_per_copy = 300
+# printer_no = 1
+"""
+
+
+def write_certs_template(
+    data: Path, lg_code: str, municipality: str, mayor_name: str = "", *, replace: bool = False
+) -> Path:
+    """Write DATA/certs.toml (unless present) with the municipality filled in from its code and name."""
+    from edgenode.hub.synth import PREFECTURES
+
+    path = data / "certs.toml"
+    if path.exists() and not replace:
+        return path
+    prefecture = PREFECTURES.get(lg_code[:2], "")
+    title = "市長" if municipality.endswith("市") else "村長" if municipality.endswith("村") else "町長"
+    text = CERTS_TEMPLATE.format(
+        prefecture=prefecture, municipality=municipality, mayor_title=title, mayor_name=mayor_name
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def hub_key_fingerprint(public_b64: str) -> str:

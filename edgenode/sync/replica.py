@@ -26,6 +26,7 @@ from typing import Any
 from edgenode import registry, wire
 from edgenode.durable import fsync_dir, utcnow
 from edgenode.errors import StoreError, WireError
+from edgenode.search import index as search_index
 
 META_SQL = "CREATE TABLE IF NOT EXISTS replica_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)"
 
@@ -53,6 +54,19 @@ class Replica:
     def exists(self) -> bool:
         """True once a bootstrap has completed."""
         return self.current_file() is not None
+
+    def ensure_search_index(self) -> None:
+        """Build the search index of a replica made before it existed (no-op otherwise)."""
+        if not self.exists():
+            return
+        with self.session() as conn:
+            have = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'search_text'").fetchone()
+            if have:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            search_index.create(conn)
+            search_index.build(conn)
+            conn.execute("COMMIT")
 
     def connect(self) -> sqlite3.Connection:
         """A connection to the live replica; `StoreError` before the first bootstrap."""
@@ -106,8 +120,10 @@ class Replica:
                         f"batch starts at {batch.first_seq} but the replica is at {m['cursor']}"
                         " (another process applied it meanwhile)"
                     )
+                touched: set[str] = set()
                 for tx in batch.txs:
-                    registry.apply_ops(conn, tx["ops"])
+                    touched |= registry.apply_ops(conn, tx["ops"])
+                search_index.reindex(conn, sorted(touched))
                 self._set(
                     conn,
                     cursor=str(batch.last_seq),
@@ -136,7 +152,13 @@ class Replica:
                 m = self.meta(conn)
                 if int(m["cursor"]) != seq or m["chain"] != chain:
                     raise WireError("the replica moved while repairing; verify again")
+                before = {r[0] for r in conn.execute("SELECT atena_no FROM person")}
                 n = registry.replace_bucket(conn, bucket, buckets, rows)
+                after = {r[0] for r in conn.execute("SELECT atena_no FROM person")}
+                # a repaired bucket may have changed anyone in it: reindex its people
+                search_index.reindex(
+                    conn, sorted(a for a in before | after if registry.bucket_of("ph", a, buckets) == bucket)
+                )
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -167,6 +189,8 @@ class Replica:
             conn.execute(META_SQL)
             conn.execute("BEGIN")
             counts = registry.bulk_load(conn, lines, int(manifest.header.get("rows") or 0))
+            search_index.create(conn)
+            search_index.build(conn)
             conn.execute("CREATE INDEX person_household ON person (household_no)")
             self._set(
                 conn,

@@ -73,7 +73,7 @@ class Syncer:
         self.staging = data / "bootstrap"
         self._client = client
         self.audit = AuditLog(data / "node.db")
-        self.mode = mode or ModeMachine(self.state, self.audit)
+        self.mode = mode or ModeMachine(self.state, self.audit, offline_after=settings["offline_after"])
 
     @property
     def client(self) -> FeedClient:
@@ -251,9 +251,13 @@ class Syncer:
                 head = int(self.state.all().get("hub_head") or 0)
                 behind = pos is not None and pos[0] < head
                 try:
-                    self.pull_once(0.0 if behind else self.settings["feed_wait"])
+                    applied = self.pull_once(0.0 if behind else self.settings["feed_wait"])
                 except CursorTooOld:
                     self.bootstrap()
+                    applied = 1
+                if not applied and not behind and self.settings["feed_wait"] < 1.0:
+                    # without a long-poll an idle node would ask again at once, in a busy loop
+                    stop.wait(1.0)
                 if time.monotonic() - last_hb >= self.settings["heartbeat_interval"]:
                     self.send_heartbeat()
                     last_hb = time.monotonic()

@@ -37,8 +37,9 @@ def test_node_serve_follows_new_commits_and_reports_them(hub: HubProc, tmp_path:
         cli_status = json.loads(run("node", "status", "--data", str(node), "--json").stdout)
         assert cli_status["mode"] == "online" and cli_status["cursor"] == st["cursor"]
         assert cli_status["serving_pid"] == proc.pid
-        page = httpx.get(f"http://127.0.0.1:{port}/").text
-        assert "運用状態" in page and "通常運用" in page
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 303  # the counter needs a login
+        page = httpx.get(f"http://127.0.0.1:{port}/login").text
+        assert "通常運用" in page and "データ基準日時" in page
         assert node_export(node) == hub.export()
         fleet = httpx.get(f"{hub.url}/fleet.json").json()
         assert any(n["node_id"] == "node1" for n in fleet["nodes"]), "no heartbeat reached the hub"

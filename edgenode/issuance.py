@@ -1,0 +1,353 @@
+"""Issuing certificates at the node: safety rules, the issuance record, 処分.
+
+The counter UI and `edgenode node issue` both go through `IssuanceService.issue`, so the same
+rules hold everywhere, and both fail closed:
+
+- 支援措置 / 仮支援措置 / 抑止 on any person the certificate shows (or on their household)
+  refuses the request, whatever its level; an end date does not release it (spec 3.1).
+- When the replica is stale beyond `approval_lag_seconds`, requests by a 代理人 or 第三者 need a
+  supervisor's approval, which is recorded with the issuance.
+- Certificate rules (omissions, 第三者 never shows 個人番号/住民票コード, 除票 only 個人票 …) and
+  the glyph check live in `edgenode.certs`.
+
+Each issuance is recorded in ``node.db`` (交付記録: when, where, who, what, which 履歴番号 was
+printed, every 発行番号, requester, fee, the replica's cursor and chain) and in the audit log,
+durably, before the PDF is handed out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import secrets
+import sqlite3
+import tomllib
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgenode import registry
+from edgenode.audit import AuditLog
+from edgenode.certs.config import CertConfig
+from edgenode.certs.errors import RuleViolation
+from edgenode.certs.issue import draft, prepare
+from edgenode.certs.model import CertRequest, Document, Requester, Scope
+from edgenode.certs.rules import select_persons
+from edgenode.certs.serial import SerialCounter
+from edgenode.durable import parse_time, utcnow
+from edgenode.errors import ConfigError
+from edgenode.settings import Settings
+from edgenode.sync.replica import Replica
+from edgenode.sync.state import NodeState
+from edgenode.sync.syncer import node_status
+
+JST = zoneinfo.ZoneInfo("Asia/Tokyo")
+CERTS_CONFIG = "certs.toml"
+
+SQL = """
+CREATE TABLE IF NOT EXISTS issuance (
+  id           TEXT PRIMARY KEY,
+  issued_at    TEXT NOT NULL,
+  day          TEXT NOT NULL,
+  clerk        TEXT NOT NULL,
+  node_id      TEXT NOT NULL,
+  kind         TEXT NOT NULL,
+  scope        TEXT NOT NULL,
+  layout       TEXT NOT NULL,
+  requester    TEXT NOT NULL,
+  subjects     TEXT NOT NULL,
+  omissions    TEXT NOT NULL,
+  copies       INTEGER NOT NULL,
+  pages        INTEGER NOT NULL,
+  serials      TEXT NOT NULL,
+  fee          INTEGER NOT NULL,
+  purpose      TEXT NOT NULL,
+  id_document  TEXT NOT NULL,
+  approval     TEXT,
+  replica      TEXT NOT NULL,
+  voided_at    TEXT,
+  void_reason  TEXT,
+  voided_by    TEXT
+);
+CREATE INDEX IF NOT EXISTS issuance_day ON issuance (day);
+"""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A supervisor's approval of a request the rules hold back (verified by the caller)."""
+
+    supervisor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What `issue` returns: the record id, the PDF, every 発行番号, the fee."""
+
+    id: str
+    pdf: bytes
+    serials: list[str]
+    fee: int
+    pages: int
+
+
+def load_cert_config(data: Path, settings: Settings) -> CertConfig:
+    """The node's certificate settings from DATA/certs.toml (terminal name = node id)."""
+    path = data / CERTS_CONFIG
+    if not path.exists():
+        raise ConfigError(
+            f"証明書の設定ファイル {CERTS_CONFIG} がありません: 町長名などを設定してください "
+            f"(no {CERTS_CONFIG} in the node's data folder)"
+        )
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{CERTS_CONFIG} is not valid TOML: {exc}") from exc
+    values.setdefault("terminal_name", settings["node_id"])
+    values.setdefault("serial_db", str(data / "serial.db"))
+    return CertConfig.from_mapping(values)
+
+
+class IssuanceService:
+    """Everything a counter does with certificates, over one node's data folder."""
+
+    def __init__(self, data: Path, settings: Settings, config: CertConfig | None = None) -> None:
+        self.data = data
+        self.settings = settings
+        self.replica = Replica(data / "replica")
+        self.audit = AuditLog(data / "node.db")
+        self._config = config
+        self._renderer: Any = None
+
+    @property
+    def config(self) -> CertConfig:
+        """Certificate settings (loaded on first use, so search works without them)."""
+        if self._config is None:
+            self._config = load_cert_config(self.data, self.settings)
+        return self._config
+
+    def _db(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.data / "node.db", timeout=30.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SQL)
+        return conn
+
+    # ------------------------------------------------------------ reading the replica
+
+    def household_of(self, atena_no: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        """(the person, every current record of their household, restrictions on any of them)."""
+        with self.replica.session() as conn:
+            conn.execute("BEGIN")
+            person = registry.current_record(conn, atena_no)
+            if person is None:
+                raise RuleViolation(f"宛名番号 {atena_no} の住民記録がありません。")
+            hh = person["household_no"]
+            atenas = [r[0] for r in conn.execute("SELECT atena_no FROM person WHERE household_no = ?", (hh,))]
+            members = [rec for a in atenas if (rec := registry.current_record(conn, a)) is not None]
+            marks = ",".join("?" * len(atenas))
+            rows = conn.execute(
+                f"SELECT record FROM restriction WHERE household_no = ? OR atena_no IN ({marks})", (hh, *atenas)
+            ).fetchall()
+            conn.execute("COMMIT")
+        return person, members, [json.loads(r[0]) for r in rows]
+
+    def staleness(self) -> float | None:
+        """Seconds the data may be behind the datacenter (None if unknown: treat as stale)."""
+        st = node_status(self.data, self.settings)
+        if st["mode"] == "online" and st["lag_seconds"] is not None:
+            return float(st["lag_seconds"])
+        last = NodeState(self.data / "node.db").all().get("last_contact_at")
+        if not last:
+            return None
+        return (_dt.datetime.now(_dt.UTC) - parse_time(last)).total_seconds()
+
+    # ------------------------------------------------------------ rules
+
+    @staticmethod
+    def blocking_restrictions(persons: Sequence[Mapping[str, Any]], restrictions: list[dict[str, Any]]) -> list[str]:
+        """Japanese reasons for every 支援措置/抑止 that stops issuing to these persons."""
+        atenas = {p["atena_no"] for p in persons}
+        households = {p["household_no"] for p in persons}
+        today = _dt.datetime.now(JST).date().isoformat()
+        reasons = []
+        for r in restrictions:
+            if "証明書交付" not in r.get("processes", []):
+                continue
+            if r.get("start_date") and r["start_date"] > today:
+                continue  # not yet in force
+            if r.get("atena_no") in atenas or r.get("household_no") in households:
+                who = r.get("atena_no") or f"世帯 {r.get('household_no')}"
+                reasons.append(f"{r['kind']}（{who}）: 証明書の交付が制限されています。")
+        return reasons
+
+    def needs_approval(self, request: CertRequest) -> str | None:
+        """Why a supervisor must approve this request, or None."""
+        if request.requester not in (Requester.PROXY, Requester.THIRD_PARTY):
+            return None
+        stale = self.staleness()
+        limit = float(self.settings["approval_lag_seconds"])
+        if stale is None or stale > limit:
+            shown = "不明" if stale is None else f"{stale / 60:.0f}分"
+            return (
+                f"データの遅れ（{shown}）が基準（{limit / 60:.0f}分）を超えているため、"
+                f"{request.requester.value}からの請求には監督者の承認が必要です。"
+            )
+        return None
+
+    def _check(
+        self, atena_no: str, request: CertRequest, approval: Approval | None, *, preview: bool = False
+    ) -> tuple[CertRequest, list[dict[str, Any]]]:
+        _, members, restrictions = self.household_of(atena_no)
+        if not request.persons and request.scope is Scope.PART:
+            request = dataclasses.replace(request, persons=(atena_no,))
+        persons = select_persons(members, request)
+        blocked = self.blocking_restrictions(persons, restrictions)
+        if blocked:
+            raise RuleViolation("交付できません。" + " ".join(blocked))
+        why = self.needs_approval(request)
+        if why and approval is None and not preview:
+            raise RuleViolation(why)
+        return request, members
+
+    # ------------------------------------------------------------ preview and issue
+
+    def preview(self, atena_no: str, request: CertRequest) -> tuple[Document, str]:
+        """The document and its HTML as it would print, without consuming any 発行番号."""
+        request, members = self._check(atena_no, request, None, preview=True)
+        doc = draft(members, request, self.config, _dt.datetime.now(JST))
+        return doc, self.renderer.html(doc)
+
+    def warm_up(self) -> None:
+        """Load fonts and styles now, so the first certificate of the day is not the slow one."""
+        try:
+            self.renderer.warm_up()
+        except ConfigError:
+            pass  # certificate settings missing: issuing will say so
+
+    @property
+    def renderer(self) -> Any:
+        """The certificate renderer (kept warm: font parsing is the slow part)."""
+        if self._renderer is None:
+            from edgenode.certs.render import Renderer
+
+            self._renderer = Renderer(self.config)
+        return self._renderer
+
+    def issue(self, atena_no: str, request: CertRequest, clerk: str, approval: Approval | None = None) -> Issued:
+        """Check, number, render and record one request; the PDF comes back only once recorded."""
+        request, members = self._check(atena_no, request, approval)
+        with self.replica.session() as conn:
+            meta = Replica.meta(conn)
+        issued_at = _dt.datetime.now(JST)
+        with SerialCounter(self.config.serial_db or self.data / "serial.db") as counter:
+            doc = prepare(members, request, self.config, issued_at, counter=counter)
+        pdf = self.renderer.pdf(doc)
+        serials = [page.serial for _, page in doc.pages()]
+        printed = {p.atena_no for _, page in doc.pages() for p in page.persons}
+        subjects = [
+            {"atena_no": m["atena_no"], "rireki_no": m["rireki_no"]} for m in members if m["atena_no"] in printed
+        ]
+        record_id = secrets.token_hex(16)
+        conn = self._db()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO issuance (id, issued_at, day, clerk, node_id, kind, scope, layout, requester, subjects,"
+                " omissions, copies, pages, serials, fee, purpose, id_document, approval, replica)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record_id,
+                    utcnow(),
+                    issued_at.date().isoformat(),
+                    clerk,
+                    self.settings["node_id"],
+                    doc.kind.value,
+                    doc.scope.value,
+                    doc.layout.value,
+                    doc.requester.value,
+                    json.dumps(subjects),
+                    json.dumps(sorted(o.value for o in (request.omissions or ()))),
+                    request.copies,
+                    doc.page_count,
+                    json.dumps(serials, ensure_ascii=False),
+                    doc.fee,
+                    request.purpose,
+                    request.id_document,
+                    json.dumps(approval.__dict__, ensure_ascii=False) if approval else None,
+                    json.dumps(
+                        {
+                            "cursor": int(meta["cursor"]),
+                            "chain": meta["chain"],
+                            "as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at"),
+                        }
+                    ),
+                ),
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        self.audit.append(
+            "issue",
+            clerk,
+            {
+                "id": record_id,
+                "kind": doc.kind.value,
+                "subjects": [s["atena_no"] for s in subjects],
+                "requester": doc.requester.value,
+                "serials": serials,
+                "approved_by": approval.supervisor if approval else None,
+            },
+        )
+        return Issued(record_id, pdf, serials, doc.fee, doc.page_count)
+
+    # ------------------------------------------------------------ the day's list and 処分
+
+    def day(self, day: _dt.date | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """The issuances of one day (JST; today by default) and totals (件数, 通数, 手数料)."""
+        day = day or _dt.datetime.now(JST).date()
+        conn = self._db()
+        try:
+            conn.row_factory = sqlite3.Row
+            rows = [
+                dict(r)
+                for r in conn.execute("SELECT * FROM issuance WHERE day = ? ORDER BY issued_at", (day.isoformat(),))
+            ]
+        finally:
+            conn.close()
+        live = [r for r in rows if not r["voided_at"]]
+        totals = {
+            "count": len(live),
+            "copies": sum(r["copies"] for r in live),
+            "fee": sum(r["fee"] for r in live),
+            "voided": len(rows) - len(live),
+        }
+        return rows, totals
+
+    def void(self, issuance_id: str, reason: str, user: str) -> None:
+        """処分: mark a spoiled issuance (its 発行番号 are never reused); audited."""
+        reason = reason.strip()
+        if not reason or len(reason) > 200:
+            raise RuleViolation("処分の理由を 200 字以内で入力してください。")
+        conn = self._db()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT voided_at, serials FROM issuance WHERE id = ?", (issuance_id,)).fetchone()
+            if row is None:
+                conn.execute("ROLLBACK")
+                raise RuleViolation("その交付記録はありません。")
+            if row[0]:
+                conn.execute("ROLLBACK")
+                raise RuleViolation("この交付はすでに処分済みです。")
+            conn.execute(
+                "UPDATE issuance SET voided_at = ?, void_reason = ?, voided_by = ? WHERE id = ?",
+                (utcnow(), reason, user, issuance_id),
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        self.audit.append("void", user, {"id": issuance_id, "serials": json.loads(row[1]), "reason": reason})
