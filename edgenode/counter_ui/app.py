@@ -181,7 +181,10 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
             scope=str(form.get("scope") or ""),
             layout=str(form.get("layout") or ""),
             requester=str(form.get("requester") or ""),
-            persons=persons if str(form.get("scope")) == Scope.PART.value or persons else (),
+            # the chosen persons matter for 世帯の一部 and 除票; 世帯全員 means everyone who lives there
+            persons=persons
+            if str(form.get("scope")) == Scope.PART.value or form.get("kind") == Kind.REMOVED_COPY
+            else (),
             omissions=omissions,
             copies=copies,
             purpose=str(form.get("purpose") or "")[:200],
