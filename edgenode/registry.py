@@ -361,7 +361,13 @@ class _Validator:
         if self.pool is None:
             self._raise(validate_lines(lines, first_row))
             return
-        self.pending.append((self.pool.submit(validate_lines, lines, first_row), lines, first_row))
+        try:
+            fut = self.pool.submit(validate_lines, lines, first_row)
+        except BrokenProcessPool:
+            self.close()
+            self._raise(validate_lines(lines, first_row))
+            return
+        self.pending.append((fut, lines, first_row))
         while len(self.pending) > 4 or (self.pending and self.pending[0][0].done()):
             self._collect(*self.pending.pop(0))
 

@@ -91,3 +91,35 @@ def test_digest_finds_the_one_differing_bucket_and_repair_fixes_it() -> None:
     registry.replace_bucket(node, differing[0], 64, rows)
     assert registry.compute_digest(node, 64) == theirs
     assert list(registry.export_lines(node)) == list(registry.export_lines(hub))
+
+
+def _lines(n: int, bad_at: int | None = None) -> list[bytes]:
+    out = []
+    for i in range(1, n + 1):
+        rec = person(i, household=i)
+        if i == bad_at:
+            rec["status"] = "引越し"
+        out.append(wire.canonical_bytes({"a": rec["atena_no"], "r": 1, "t": "ph", "v": rec}))
+    return out
+
+
+def test_a_bad_record_deep_in_a_parallel_bulk_load_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "PARALLEL_ROWS", 100)
+    conn = _db()
+    with pytest.raises(RecordError, match="住民状態"):
+        registry.bulk_load(conn, _lines(12_000, bad_at=11_500), expected_rows=12_000)
+
+
+def test_a_broken_validation_worker_falls_back_to_validating_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+
+    def broken(self: object, *args: object, **kwargs: object) -> None:
+        raise BrokenProcessPool("worker died")
+
+    monkeypatch.setattr(registry, "PARALLEL_ROWS", 100)
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", broken)
+    conn = _db()
+    with pytest.raises(RecordError, match="住民状態"):
+        registry.bulk_load(conn, _lines(6_000, bad_at=5_999), expected_rows=6_000)
+    conn2 = _db()
+    assert registry.bulk_load(conn2, _lines(6_000), expected_rows=6_000) == 6_000

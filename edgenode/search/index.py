@@ -319,7 +319,9 @@ def build(conn: sqlite3.Connection) -> int:
         conn.executemany(_INSERT_TEXT, texts)
     keys.sort()
     conn.executemany(_INSERT_KEY, keys)
-    create(conn)  # the indexes dropped above
-    for f in FTS_FIELDS:  # 'rebuild' reads the column afresh
+    # The trigram indexes first: 'rebuild' reads (id, column) ordered by id, which SQLite would
+    # answer from a covering name index plus a sort of a million rows (15x slower).
+    for f in FTS_FIELDS:
         conn.execute(f"INSERT INTO search_{f}_fts (search_{f}_fts) VALUES ('rebuild')")
+    create(conn)  # the indexes dropped above
     return n

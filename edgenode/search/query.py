@@ -12,8 +12,8 @@ Fields combine with AND. Matching, per field (keys folded as in `edgenode.search
 
 Results: 住民 only unless ``include_removed`` (除票: 転出, 死亡, 消除); exact (every field
 exact) first, then prefix, then substring matches, each by フリガナ (氏, then 名, 五十音 with
-濁点 ignored), then the older first (then in index order). To learn whether there were more than ``limit``,
-ask for one more.
+濁点 ignored), then the older first, then in index order. To learn whether there were more than
+``limit``, ask for one more.
 
 How a query runs: one field *drives*: a number or a single birth day if given, else a name
 field (a birth range then filters inside the name indexes), else the field with the fewest
