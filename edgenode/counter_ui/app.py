@@ -7,6 +7,7 @@ nothing in resident data is ever interpreted as markup.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import threading
@@ -145,7 +146,16 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
 
                 def run() -> list[Any]:
                     with replica.session() as conn:
-                        return list(search(conn, query))
+                        found = list(search(conn, query))
+                        hidden = restricted_inquiry(conn, found)
+                    # 支援措置・抑止 (照会): the person is listed so the clerk sees the warning,
+                    # but nothing of where they live or who they live with is shown
+                    return [
+                        dataclasses.replace(h, address="（照会制限）", banchi="", katagaki="", birth_date="")
+                        if h.atena_no in hidden
+                        else h
+                        for h in found
+                    ]
 
                 hits = await run_in_threadpool(run)
             except EdgenodeError as exc:
@@ -160,6 +170,16 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         except EdgenodeError as exc:
             return await page(request, "error.html", 404, message=str(exc))
         blocked = service.blocking_restrictions(members, restrictions)
+        if any("照会" in r.get("processes", []) for r in restrictions):
+            # 照会 is restricted too: show the warning only, not the address or the household
+            return await page(
+                request,
+                "person.html",
+                person={"name": person["name"], "atena_no": atena},
+                members=[],
+                blocked=blocked,
+                inquiry_restricted=True,
+            )
         return await page(request, "person.html", person=person, members=order(members), blocked=blocked)
 
     # ------------------------------------------------------------ request, preview, issue
@@ -379,6 +399,25 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
     if warm:
         threading.Thread(target=service.warm_up, name="warm-renderer", daemon=True).start()
     return Starlette(routes=routes, middleware=[auth.middleware()])
+
+
+def restricted_inquiry(conn: Any, hits: list[Any]) -> set[str]:
+    """宛名番号 among `hits` under a 支援措置/抑止 that restricts 照会 (by person or household)."""
+    if not hits:
+        return set()
+    atenas = {h.atena_no: h.household_no for h in hits}
+    marks = ",".join("?" * len(atenas))
+    rows = conn.execute(
+        f"SELECT atena_no, household_no, record FROM restriction WHERE atena_no IN ({marks})"
+        f" OR household_no IN ({marks})",
+        (*atenas, *atenas.values()),
+    ).fetchall()
+    hidden: set[str] = set()
+    for atena, household, record in rows:
+        if "照会" not in json.loads(record).get("processes", []):
+            continue
+        hidden |= {a for a, hh in atenas.items() if a == atena or (household and hh == household)}
+    return hidden
 
 
 def order(members: list[dict[str, Any]]) -> list[dict[str, Any]]:

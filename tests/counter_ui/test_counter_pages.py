@@ -184,6 +184,11 @@ def test_a_household_under_support_measures_cannot_get_a_certificate(tmp_path: P
         c.login("tanaka")
         page = c.client.get(f"/person/{c.atena}").text
         assert "交付制限" in page and "支援措置" in page and "証明書を請求する" not in page
+        # 照会 is restricted as well: neither the address nor the household is shown
+        rec = json.loads(next(x for x in c.hub.export(LG) if c.atena in x))
+        assert rec["address"] not in page and "照会の制限" in page
+        hits = c.client.get("/", params={"q": c.atena}).text
+        assert "（照会制限）" in hits and rec["address"] not in hits
         r = c.client.post(f"/request/{c.atena}/issue", data=c.request_form())
         assert r.status_code == 422 and "支援措置" in r.text
         assert not any(e["kind"] == "issue" for e in AuditLog(c.data / "node.db").entries())
