@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgenode.durable import utcnow
+from edgenode.durable import open_db, utcnow
 from edgenode.wire import canonical_bytes
 
 SQL = """
@@ -56,11 +56,7 @@ class AuditLog:
         self.path = path
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(SQL)
-        return conn
+        return open_db(self.path, SQL)
 
     def append(self, kind: str, actor: str | None, detail: dict[str, Any] | None = None) -> int:
         """Record one event durably; return its sequence number."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -42,3 +45,28 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
 def remove_tree(path: Path) -> None:
     """Delete a folder if it exists."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def open_db(path: Path, *schema: str, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A SQLite connection in WAL mode, durable on commit, with `schema` statements applied.
+
+    Autocommit mode (``isolation_level=None``): callers open their transactions explicitly.
+    """
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    for statement in schema:
+        conn.executescript(statement)
+    return conn
+
+
+@contextmanager
+def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """An immediate (write-locked) transaction, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

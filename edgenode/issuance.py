@@ -37,7 +37,7 @@ from edgenode.certs.issue import draft, prepare
 from edgenode.certs.model import CertRequest, Document, Requester, Scope
 from edgenode.certs.rules import select_persons
 from edgenode.certs.serial import SerialCounter
-from edgenode.durable import parse_time, utcnow
+from edgenode.durable import open_db, parse_time, utcnow
 from edgenode.errors import ConfigError
 from edgenode.settings import Settings
 from edgenode.sync.replica import Replica
@@ -131,11 +131,7 @@ class IssuanceService:
         return self._config
 
     def _db(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.data / "node.db", timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(SQL)
-        return conn
+        return open_db(self.data / "node.db", SQL)
 
     # ------------------------------------------------------------ reading the replica
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from edgenode import registry, wire
+from edgenode.durable import write_tx
 from edgenode.errors import ConfigError, InputError, StoreError
 from edgenode.hub import ingest
-from edgenode.hub.store import HubStore, TenantDB, write_tx
+from edgenode.hub.store import HubStore, TenantDB
 from edgenode.resident import validate_restriction, validate_staff
 from edgenode.settings import HUB_SETTINGS, Settings, load
 

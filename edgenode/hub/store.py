@@ -15,13 +15,12 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgenode import registry, wire
-from edgenode.durable import parse_time, utcnow
+from edgenode.durable import open_db, parse_time, utcnow, write_tx
 from edgenode.errors import ConfigError, StoreError
 from edgenode.ids import NODE_ID_RE, valid_lg_code
 from edgenode.signing import HubKey
@@ -49,23 +48,7 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open a SQLite file in WAL mode with full durability on commit."""
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
-@contextmanager
-def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """An immediate (write-locked) transaction, rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    return open_db(path)
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from edgenode import settings as settings_mod
-from edgenode.durable import utcnow
+from edgenode.durable import open_db, utcnow
 from edgenode.errors import ConfigError
 from edgenode.ids import NODE_ID_RE, valid_lg_code
 from edgenode.resident import validate_staff
@@ -125,14 +124,12 @@ def add_local_user(data: Path, user: str, role: str, password: str) -> None:
         raise ConfigError("the password must have at least 8 characters")
     rec = {"user": user, "role": role, "password_hash": PasswordHasher().hash(password)}
     validate_staff(rec)
-    conn = sqlite3.connect(data / "node.db", isolation_level=None)
+    conn = open_db(
+        data / "node.db",
+        "CREATE TABLE IF NOT EXISTS local_user (user TEXT PRIMARY KEY, role TEXT NOT NULL,"
+        " password_hash TEXT NOT NULL, created_at TEXT NOT NULL)",
+    )
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS local_user (user TEXT PRIMARY KEY, role TEXT NOT NULL,"
-            " password_hash TEXT NOT NULL, created_at TEXT NOT NULL)"
-        )
         conn.execute(
             "INSERT OR REPLACE INTO local_user (user, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
             (user, role, rec["password_hash"], utcnow()),

@@ -11,6 +11,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from edgenode.durable import open_db
+
 SQL = "CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL)"
 
 
@@ -21,11 +23,7 @@ class NodeState:
         self.path = path
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(SQL)
-        return conn
+        return open_db(self.path, SQL)
 
     def update(self, **values: Any) -> None:
         """Set several keys in one transaction (values are stored as JSON)."""
