@@ -14,8 +14,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -100,7 +98,6 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
     machine = mode or ModeMachine(NodeState(data / "node.db"), audit, offline_after=settings["offline_after"])
     service = IssuanceService(data, settings)
     replica = Replica(data / "replica")
-    hasher = PasswordHasher()
 
     def status() -> dict[str, Any]:
         return node_status(data, settings)
@@ -280,13 +277,7 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         )
 
     def verify_supervisor(name: str, password: str) -> bool:
-        account = auth.find_account(name)
-        if account is None or account.role not in SUPERVISORS:
-            return False
-        try:
-            return bool(hasher.verify(account.password_hash, password))
-        except VerificationError:
-            return False
+        return auth.verify_credentials(name, password, SUPERVISORS)
 
     @requires(*CLERKS)
     async def issue(request: Request) -> Response:

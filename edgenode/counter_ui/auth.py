@@ -465,6 +465,27 @@ class Auth:
             self._emit(LOCKOUT, who if scope == "user" else None, {"ip": ip, "scope": scope, "until": _iso(until)})
         return _Outcome(locked=bool(locks))
 
+    def verify_credentials(self, name: str, password: str, roles: Sequence[str]) -> bool:
+        """Check someone else's credentials (a supervisor approving at a clerk's desk).
+
+        Counts against the same per-user lockout as logging in, so an approval box cannot be
+        used to guess a supervisor's password faster than the login page allows.
+        """
+        now = self.clock()
+        user_key = ("user", digest(name), self._user_limit)
+        attempt = self.store.begin_attempt([user_key], now)
+        if attempt.locked:
+            return False
+        account = self.find_account(name)
+        ok = account is not None and account.role in roles
+        ok = self._verify(account.password_hash if account else self._dummy_hash, password) and ok
+        if ok:
+            self.store.succeeded(attempt, clear=[("user", user_key[1])])
+            return True
+        for scope, until in self.store.failed([user_key], now):
+            self._emit(LOCKOUT, name if account else None, {"scope": scope, "until": _iso(until), "via": "approval"})
+        return False
+
     def login_token(self, cookie: str) -> str:
         """The login form's CSRF field for a login cookie value."""
         return hmac.new(self._key, b"login-csrf\0" + cookie.encode(), hashlib.sha256).hexdigest()

@@ -192,3 +192,18 @@ def test_a_household_under_support_measures_cannot_get_a_certificate(tmp_path: P
         r = c.client.post(f"/request/{c.atena}/issue", data=c.request_form())
         assert r.status_code == 422 and "支援措置" in r.text
         assert not any(e["kind"] == "issue" for e in AuditLog(c.data / "node.db").entries())
+
+
+def test_guessing_a_supervisors_password_in_the_approval_box_locks_it(counter: Counter) -> None:
+    NodeState(counter.data / "node.db").update(mode="offline", last_contact_at="2026-01-01T00:00:00.000000Z")
+    counter.login("tanaka")
+    base = counter.request_form(requester="第三者", purpose="債権回収のため", scope="世帯の一部", layout="個人票",
+                                person=[counter.atena])
+    for guess in range(5):
+        form = {**base, "csrf": counter.csrf(), "approver": "suzuki", "approver_password": f"guess-{guess}"}
+        assert counter.client.post(f"/request/{counter.atena}/issue", data=form).status_code == 422
+    form = {**base, "csrf": counter.csrf(), "approver": "suzuki", "approver_password": PW}
+    r = counter.client.post(f"/request/{counter.atena}/issue", data=form)
+    assert r.status_code == 422, "the right password must not work once the account is locked"
+    kinds = [e["kind"] for e in AuditLog(counter.data / "node.db").entries()]
+    assert "lockout" in kinds and "issue" not in kinds
