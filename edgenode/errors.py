@@ -12,7 +12,8 @@ The tree::
     └── SyncError                   a sync step failed; knows if it is retryable, has a hint
         ├── HubUnreachable          connection refused, timeout, DNS, TLS: the WAN or hub is down
         ├── HubRejected             the hub answered with a refusal (401, 403, 4xx)
-        └── CursorTooOld            the hub no longer keeps the log after our cursor (410)
+        ├── CursorTooOld            the hub no longer keeps the log after our cursor (410)
+        └── SnapshotGone            the snapshot being fetched is no longer offered by the source
 """
 
 from __future__ import annotations
@@ -89,3 +90,10 @@ class CursorTooOld(SyncError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True, hint="the node will re-bootstrap from a snapshot")
+
+
+class SnapshotGone(SyncError):
+    """Raised when a source no longer offers the snapshot a bootstrap was fetching."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True, hint="the bootstrap starts over with the current snapshot")

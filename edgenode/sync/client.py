@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 
 from edgenode import __version__, wire
-from edgenode.errors import CursorTooOld, HubRejected, HubUnreachable, SyncError, WireError
+from edgenode.errors import CursorTooOld, HubRejected, HubUnreachable, SnapshotGone, SyncError, WireError
 
 
 class FeedClient(Protocol):
@@ -131,7 +131,12 @@ class HttpFeedClient:
         return _json(body)
 
     def chunk(self, snap_id: str, index: int) -> bytes:
-        _, body = self._get(self._url(f"snapshot/{snap_id}/chunks/{index}"), limit=256 << 20)
+        try:
+            _, body = self._get(self._url(f"snapshot/{snap_id}/chunks/{index}"), limit=256 << 20)
+        except HubRejected as exc:
+            if exc.status == 404:
+                raise SnapshotGone(f"the hub no longer offers snapshot {snap_id}") from exc
+            raise
         return body
 
     def feed(self, after: int, wait: float, max_bytes: int) -> bytes | None:
@@ -233,7 +238,7 @@ class DirectoryFeedClient:
         try:
             path, off, header = self._files[snap_id]
         except KeyError as exc:
-            raise SyncError(f"snapshot {snap_id} is not in {self.source}", retryable=False) from exc
+            raise SnapshotGone(f"snapshot {snap_id} is not in {self.source}") from exc
         size = int(header["chunk_size"])
         with open(path, "rb") as f:
             f.seek(off + index * size)

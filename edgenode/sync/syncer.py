@@ -26,9 +26,9 @@ from edgenode.errors import (
     ConfigError,
     CursorTooOld,
     EdgenodeError,
-    HubRejected,
     HubUnreachable,
     SchemaTooNew,
+    SnapshotGone,
     SyncError,
     WireError,
 )
@@ -109,7 +109,7 @@ class Syncer:
         finally:
             self.state.update(bootstrapping=False)
 
-    def _bootstrap(self, client: FeedClient | None, allow_older: bool) -> int:
+    def _bootstrap(self, client: FeedClient | None, allow_older: bool, attempt: int = 0) -> int:
         src = client or self.client
         self.staging.mkdir(parents=True, exist_ok=True)
         manifest = self._staged_manifest(src)
@@ -133,11 +133,13 @@ class Syncer:
                 continue
             try:
                 data = src.chunk(manifest.snap_id, i)
-            except HubRejected as exc:
-                if exc.status == 404:  # the hub replaced that snapshot: start over with a new one
-                    remove_tree(self.staging)
-                    return self._bootstrap(client, allow_older)
-                raise
+            except SnapshotGone:
+                # the source replaced that snapshot (or the staged one came from another source,
+                # e.g. an interrupted download before a USB stick arrived): start over, once
+                if attempt >= 1:
+                    raise
+                remove_tree(self.staging)
+                return self._bootstrap(client, allow_older, attempt + 1)
             wire.check_chunk(manifest, i, data)
             atomic_write(path, data)
         self.replica.install_snapshot(

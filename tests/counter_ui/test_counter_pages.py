@@ -197,8 +197,9 @@ def test_a_household_under_support_measures_cannot_get_a_certificate(tmp_path: P
 def test_guessing_a_supervisors_password_in_the_approval_box_locks_it(counter: Counter) -> None:
     NodeState(counter.data / "node.db").update(mode="offline", last_contact_at="2026-01-01T00:00:00.000000Z")
     counter.login("tanaka")
-    base = counter.request_form(requester="第三者", purpose="債権回収のため", scope="世帯の一部", layout="個人票",
-                                person=[counter.atena])
+    base = counter.request_form(
+        requester="第三者", purpose="債権回収のため", scope="世帯の一部", layout="個人票", person=[counter.atena]
+    )
     for guess in range(5):
         form = {**base, "csrf": counter.csrf(), "approver": "suzuki", "approver_password": f"guess-{guess}"}
         assert counter.client.post(f"/request/{counter.atena}/issue", data=form).status_code == 422

@@ -249,3 +249,21 @@ def test_the_bandwidth_cap_is_kept(hub: HubProc, tmp_path: Path) -> None:
     # the first second is a burst allowance of one second's worth; the rest must be paced
     assert received > 150_000, "too little data to show the cap"
     assert took >= 0.8 * (received - 50_000) / 50_000
+
+
+def test_a_usb_snapshot_completes_a_bootstrap_that_the_link_had_interrupted(hub: HubProc, tmp_path: Path) -> None:
+    node = make_node(tmp_path, hub.url, hub.token("node1"))
+    p = subprocess.Popen(
+        [*CLI, "node", "sync", "--data", str(node), "--once", "--bandwidth-limit", "20000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.5)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert (node / "bootstrap" / "manifest.json").exists(), "the kill should leave a half-done download"
+    hub.simulate(5, seed=8)
+    snap = tmp_path / "courier.ensnap"
+    run("hub", "snapshot", "--data", str(hub.data), "--lg-code", LG, "--out", str(snap))
+    run("node", "bootstrap", "--data", str(node), "--from", str(snap))
+    assert node_export(node) == hub.export()
