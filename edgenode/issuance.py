@@ -324,6 +324,15 @@ class IssuanceService:
         }
         return rows, totals
 
+    def counts(self) -> tuple[int, int]:
+        """(issuances ever recorded here, of which voided): for metrics."""
+        conn = self._db()
+        try:
+            total, voided = conn.execute("SELECT count(*), count(voided_at) FROM issuance").fetchone()
+        finally:
+            conn.close()
+        return int(total), int(voided)
+
     def void(self, issuance_id: str, reason: str, user: str) -> None:
         """処分: mark a spoiled issuance (its 発行番号 are never reused); audited."""
         reason = reason.strip()

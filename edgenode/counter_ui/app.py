@@ -29,6 +29,9 @@ from edgenode.certs.model import CertRequest, Kind, Layout, Omission, Requester,
 from edgenode.counter_ui.auth import Auth, AuthConfig, public, requires
 from edgenode.errors import EdgenodeError
 from edgenode.issuance import JST, Approval, IssuanceService
+from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
+from edgenode.metrics import NodeCollector
+from edgenode.metrics import render as render_metrics
 from edgenode.settings import Settings
 from edgenode.sync.mode import ModeMachine
 from edgenode.sync.replica import Replica
@@ -371,6 +374,12 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    collector = NodeCollector(status, service.counts)
+
+    @public
+    async def metrics(request: Request) -> Response:
+        return Response(await run_in_threadpool(render_metrics, collector), media_type=METRICS_TYPE)
+
     routes: list[BaseRoute] = [
         *auth.routes(),
         Route("/", search_page),
@@ -384,6 +393,7 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         Route("/admin/mode", admin_mode, methods=["POST"]),
         Route("/api/status", status_json),
         Route("/healthz", healthz),
+        Route("/metrics", metrics),
         Mount("/static", app=public(StaticFiles(packages=[("edgenode.counter_ui", "static")])), name="static"),
     ]
     Auth.check_routes(routes)

@@ -24,6 +24,9 @@ from edgenode import __version__, wire
 from edgenode.errors import StoreError
 from edgenode.hub.snapshot import SnapshotCache
 from edgenode.hub.store import HubStore
+from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
+from edgenode.metrics import HubCollector
+from edgenode.metrics import render as render_metrics
 from edgenode.settings import Settings
 
 BATCH_TYPE = "application/vnd.edgenode.batch"
@@ -247,6 +250,14 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    def heads() -> dict[str, int]:
+        return {lg: store.tenant(lg).head() for lg in store.tenants()}
+
+    collector = HubCollector(heads, store.nodes)
+
+    async def metrics(request: Request) -> Response:
+        return Response(await run_in_threadpool(render_metrics, collector), media_type=METRICS_TYPE)
+
     async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=404)
 
@@ -267,6 +278,7 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         Route("/fleet", fleet),
         Route("/fleet.json", fleet_json),
         Route("/healthz", healthz),
+        Route("/metrics", metrics),
     ]
     exception_handlers: dict[Any, Any] = {StoreError: on_store_error, HTTPException: on_http_error}
     return Starlette(routes=routes, exception_handlers=exception_handlers)
