@@ -103,11 +103,11 @@ class Syncer:
         Chunks already on disk from an interrupted attempt are re-checked against the manifest
         and kept, so a bootstrap resumes at the first missing chunk.
         """
-        self.state.update(bootstrapping=True)
+        self.state.update(bootstrapping=os.getpid())
         try:
             return self._bootstrap(client, allow_older)
         finally:
-            self.state.update(bootstrapping=False)
+            self.state.update(bootstrapping=None)
 
     def _bootstrap(self, client: FeedClient | None, allow_older: bool, attempt: int = 0) -> int:
         src = client or self.client
@@ -347,7 +347,8 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         age = (_dt.datetime.now(_dt.UTC) - parse_time(st["fetched_at"])).total_seconds()
         lag_seconds = round(float(st.get("next_age") or 0.0) + age, 3)
     mode = st.get("mode") or "online"
-    if cursor is None or st.get("bootstrapping"):
+    if cursor is None or _alive(st.get("bootstrapping")):
+        # a re-bootstrap in progress (the flag holds the pid doing it; a killed one does not count)
         mode = "bootstrapping"
     elif mode != "offline" and not _alive(st.get("serving_pid")) and st.get("last_contact_at"):
         # no `node serve` is watching the link: judge by the last successful contact
@@ -380,7 +381,7 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
