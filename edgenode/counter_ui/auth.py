@@ -83,6 +83,13 @@ _SECURITY_HEADERS = (
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "same-origin"),
+    # No script anywhere; styles from our stylesheet (and the certificate preview's inline
+    # <style>, which lives in a sandboxed srcdoc frame); nothing is fetched from elsewhere.
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self';"
+        " frame-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
 )
 
 EventHook = Callable[[str, str | None, dict[str, Any]], None]
