@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgenode.durable import open_db, write_tx
+
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS auth_session (
   id_hash    TEXT PRIMARY KEY,
@@ -104,24 +106,16 @@ class AuthStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        conn = open_db(self.path)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
             yield conn
         finally:
             conn.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._connect() as conn, write_tx(conn):
+            yield conn
 
     # ------------------------------------------------------------ signing key
 

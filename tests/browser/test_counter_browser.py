@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from edgenode.sync.nodeconfig import write_certs_template
-from tests.integration.conftest import CLI, LG, HubProc, free_port, make_node, run, running_hub, wait_http
+from tests.integration.conftest import CLI, LG, HubProc, make_node, run, running_hub, serving_node
 
 CHROMIUM = "/usr/bin/chromium"
 PW = "madoguchi-2026"
@@ -58,17 +58,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
         run("node", "sync", "--data", str(node), "--once")
         records = [json.loads(x) for x in hub.export().splitlines()]
         person = next(r for r in records if r["status"] == "住民" and r.get("kana") and r["relationship"] == "世帯主")
-        port = free_port()
-        with open(tmp_path / "node.log", "wb") as log:
-            proc = subprocess.Popen(
-                [*CLI, "node", "serve", "--data", str(node), "--port", str(port)], stdout=log, stderr=log
-            )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/healthz")
-            yield Site(hub, node, f"http://127.0.0.1:{port}", person)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+        with serving_node(node, tmp_path) as url:
+            yield Site(hub, node, url, person)
 
 
 @pytest.fixture

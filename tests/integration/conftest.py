@@ -136,5 +136,21 @@ def make_node(tmp_path: Path, hub_url: str, token: str, name: str = "node1") -> 
     return data
 
 
+@contextmanager
+def serving_node(data: Path, log_dir: Path) -> Iterator[str]:
+    """`edgenode node serve` on a free port, stopped on exit; yields its base URL."""
+    port = free_port()
+    with open(log_dir / f"node-{port}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [*CLI, "node", "serve", "--data", str(data), "--port", str(port)], stdout=log, stderr=log
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
 def node_export(data: Path) -> str:
     return run("node", "export", "--data", str(data)).stdout

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import CLI, LG, HubProc, free_port, make_node, run, wait_http
+from tests.integration.conftest import LG, HubProc, make_node, run, serving_node
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -25,14 +24,8 @@ def test_metrics_agree_with_status_on_node_and_hub(hub: HubProc, tmp_path: Path)
     run("node", "sync", "--data", str(node), "--once")
     hub.simulate(7, seed=4)
     run("node", "sync", "--data", str(node), "--once")
-    port = free_port()
-    with open(tmp_path / "node.log", "wb") as log:
-        proc = subprocess.Popen(
-            [*CLI, "node", "serve", "--data", str(node), "--port", str(port)], stdout=log, stderr=log
-        )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        r = httpx.get(f"http://127.0.0.1:{port}/metrics")
+    with serving_node(node, tmp_path) as url:
+        r = httpx.get(f"{url}/metrics")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
         m = _samples(r.text)
         st = json.loads(run("node", "status", "--data", str(node), "--json").stdout)
@@ -45,6 +38,3 @@ def test_metrics_agree_with_status_on_node_and_hub(hub: HubProc, tmp_path: Path)
         h = _samples(httpx.get(f"{hub.url}/metrics").text)
         assert h[("edgenode_hub_head", (("lg_code", LG),))] == 7
         assert ("edgenode_hub_node_silence_seconds", (("lg_code", LG), ("node", "node1"))) in h
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.conftest import CLI, HubProc, free_port, make_node, node_export, run, wait_http
+from tests.integration.conftest import CLI, HubProc, free_port, make_node, node_export, run, serving_node, wait_http
 
 
 def test_node_serve_follows_new_commits_and_reports_them(hub: HubProc, tmp_path: Path) -> None:
@@ -51,24 +51,15 @@ def test_node_serve_follows_new_commits_and_reports_them(hub: HubProc, tmp_path:
 def test_node_serve_reports_offline_when_the_hub_goes_away(hub: HubProc, tmp_path: Path) -> None:
     node = make_node(tmp_path, hub.url, hub.token("node1"))
     run("node", "sync", "--data", str(node), "--once")
-    port = free_port()
     env_cfg = node / "node.toml"
     env_cfg.write_text(env_cfg.read_text() + "feed_wait = 1.0\nrequest_timeout = 2.0\nbackoff_max = 1.0\n")
-    with open(tmp_path / "node.log", "wb") as log:
-        proc = subprocess.Popen(
-            [*CLI, "node", "serve", "--data", str(node), "--port", str(port)], stdout=log, stderr=log
-        )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
+    with serving_node(node, tmp_path) as url:
         hub.stop()
         deadline = time.monotonic() + 40
-        while httpx.get(f"http://127.0.0.1:{port}/api/status").json()["mode"] != "offline":
+        while httpx.get(f"{url}/api/status").json()["mode"] != "offline":
             assert time.monotonic() < deadline, "node never noticed the hub was gone"
             time.sleep(0.3)
-        st = httpx.get(f"http://127.0.0.1:{port}/api/status").json()
+        st = httpx.get(f"{url}/api/status").json()
         assert st["last_error"] and st["cursor"] is not None
         # the data it has stays available for the counter
         assert run("node", "export", "--data", str(node)).stdout
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
