@@ -121,6 +121,19 @@ def hub_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def hub_issuances(args: argparse.Namespace) -> int:
+    from edgenode.hub.uploads import issuances
+
+    rows = issuances(_hub(args).store.tenant(args.lg_code))
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        for r in rows:
+            flag = f" FINDINGS {len(r['findings'])}" if r["findings"] else ""
+            print(f"{r['issued_at']} {r['node_id']} {r['record'].get('kind')} {r['record'].get('requester')}{flag}")
+    return 0
+
+
 def hub_restrict(args: argparse.Namespace) -> int:
     hub = _hub(args)
     if args.lift:
@@ -386,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lg-code", required=True, help="municipality")
     c.add_argument("--out", required=True, help="file to write")
     cmd(hub, "migrate", hub_migrate, "create or upgrade the hub schema (idempotent)")
+    c = cmd(hub, "issuances", hub_issuances, "issuance records received from nodes, with reconciliation findings")
+    c.add_argument("--lg-code", required=True, help="municipality")
+    c.add_argument("--json", action="store_true", help="print JSON")
     c = cmd(hub, "restrict", hub_restrict, "set (or --lift) a 支援措置 / 抑止 on a person or household")
     c.add_argument("--lg-code", required=True, help="municipality")
     c.add_argument("--kind", default="支援措置", choices=["支援措置", "仮支援措置", "抑止"], help="kind")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgenode import registry
+from edgenode import outbox, registry
 from edgenode.audit import AuditLog
 from edgenode.certs.config import CertConfig
 from edgenode.certs.errors import RuleViolation
@@ -37,7 +37,7 @@ from edgenode.certs.issue import draft, prepare
 from edgenode.certs.model import CertRequest, Document, Requester, Scope
 from edgenode.certs.rules import select_persons
 from edgenode.certs.serial import SerialCounter
-from edgenode.durable import open_db, parse_time, utcnow
+from edgenode.durable import open_db, parse_time, utcnow, write_tx
 from edgenode.errors import ConfigError
 from edgenode.settings import Settings
 from edgenode.sync.replica import Replica
@@ -112,6 +112,34 @@ def load_cert_config(data: Path, settings: Settings) -> CertConfig:
     return CertConfig.from_mapping(values)
 
 
+_COLUMNS = (
+    "id",
+    "issued_at",
+    "day",
+    "clerk",
+    "node_id",
+    "kind",
+    "scope",
+    "layout",
+    "requester",
+    "subjects",
+    "omissions",
+    "copies",
+    "pages",
+    "serials",
+    "fee",
+    "purpose",
+    "id_document",
+    "approval",
+    "replica",
+)
+
+
+def _column(value: Any) -> Any:
+    """Lists and objects are stored as JSON text; scalars as they are."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+
+
 class IssuanceService:
     """Everything a counter does with certificates, over one node's data folder."""
 
@@ -131,7 +159,7 @@ class IssuanceService:
         return self._config
 
     def _db(self) -> sqlite3.Connection:
-        return open_db(self.data / "node.db", SQL)
+        return open_db(self.data / "node.db", SQL, outbox.SQL)
 
     # ------------------------------------------------------------ reading the replica
 
@@ -246,45 +274,46 @@ class IssuanceService:
         serials = [page.serial for _, page in doc.pages()]
         printed = {p.atena_no for _, page in doc.pages() for p in page.persons}
         subjects = [
-            {"atena_no": m["atena_no"], "rireki_no": m["rireki_no"]} for m in members if m["atena_no"] in printed
+            {"atena_no": m["atena_no"], "rireki_no": m["rireki_no"], "household_no": m["household_no"]}
+            for m in members
+            if m["atena_no"] in printed
         ]
         record_id = secrets.token_hex(16)
+        replica = {
+            "cursor": int(meta["cursor"]),
+            "chain": meta["chain"],
+            "as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at"),
+        }
+        record: dict[str, Any] = {
+            "id": record_id,
+            "issued_at": utcnow(),
+            "day": issued_at.date().isoformat(),
+            "clerk": clerk,
+            "node_id": self.settings["node_id"],
+            "kind": doc.kind.value,
+            "scope": doc.scope.value,
+            "layout": doc.layout.value,
+            "requester": doc.requester.value,
+            "subjects": subjects,
+            "omissions": sorted(o.value for o in (request.omissions or ())),
+            "copies": request.copies,
+            "pages": doc.page_count,
+            "serials": serials,
+            "fee": doc.fee,
+            "purpose": request.purpose,
+            "id_document": request.id_document,
+            "approval": approval.__dict__ if approval else None,
+            "replica": replica,
+        }
         conn = self._db()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT INTO issuance (id, issued_at, day, clerk, node_id, kind, scope, layout, requester, subjects,"
-                " omissions, copies, pages, serials, fee, purpose, id_document, approval, replica)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record_id,
-                    utcnow(),
-                    issued_at.date().isoformat(),
-                    clerk,
-                    self.settings["node_id"],
-                    doc.kind.value,
-                    doc.scope.value,
-                    doc.layout.value,
-                    doc.requester.value,
-                    json.dumps(subjects),
-                    json.dumps(sorted(o.value for o in (request.omissions or ()))),
-                    request.copies,
-                    doc.page_count,
-                    json.dumps(serials, ensure_ascii=False),
-                    doc.fee,
-                    request.purpose,
-                    request.id_document,
-                    json.dumps(approval.__dict__, ensure_ascii=False) if approval else None,
-                    json.dumps(
-                        {
-                            "cursor": int(meta["cursor"]),
-                            "chain": meta["chain"],
-                            "as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at"),
-                        }
-                    ),
-                ),
-            )
-            conn.execute("COMMIT")
+            with write_tx(conn):
+                conn.execute(
+                    f"INSERT INTO issuance ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    [_column(record[c]) for c in _COLUMNS],
+                )
+                # the 交付記録 for the datacenter, in the same transaction as the local record
+                outbox.append_in(conn, self.settings["node_id"], "issuance", clerk, record, replica)
         finally:
             conn.close()
         self.audit.append(
@@ -351,6 +380,14 @@ class IssuanceService:
             conn.execute(
                 "UPDATE issuance SET voided_at = ?, void_reason = ?, voided_by = ? WHERE id = ?",
                 (utcnow(), reason, user, issuance_id),
+            )
+            outbox.append_in(
+                conn,
+                self.settings["node_id"],
+                "void",
+                user,
+                {"id": issuance_id, "reason": reason, "serials": json.loads(row[1])},
+                {},
             )
             conn.execute("COMMIT")
         finally:

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from edgenode import __version__, wire
 from edgenode.errors import StoreError
+from edgenode.hub import uploads as upload_mod
 from edgenode.hub.snapshot import SnapshotCache
 from edgenode.hub.store import HubStore
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -31,6 +32,7 @@ from edgenode.settings import Settings
 
 BATCH_TYPE = "application/vnd.edgenode.batch"
 MAX_HEARTBEAT = 64 * 1024
+MAX_UPLOAD = 8 << 20
 
 
 class HeadWatcher:
@@ -215,6 +217,25 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         head = await run_in_threadpool(store.tenant(lg_code).head)
         return JSONResponse({"ok": True, "head_seq": head})
 
+    async def uploads(request: Request) -> JSONResponse:
+        lg_code = request.path_params["lg_code"]
+        _, node_id = await authorize(request, lg_code)
+        body = await request.body()
+        if len(body) > MAX_UPLOAD:
+            raise HTTPException(413, "upload too large: send fewer items at once")
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HTTPException(400, "upload is not JSON") from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+            raise HTTPException(400, "upload must be an object with an items list")
+        if doc.get("node_id") != node_id:
+            raise HTTPException(403, "this token belongs to another node")
+        if len(doc["items"]) > upload_mod.MAX_ITEMS:
+            raise HTTPException(413, f"at most {upload_mod.MAX_ITEMS} items at once")
+        results = await run_in_threadpool(upload_mod.receive, store.tenant(lg_code), node_id, doc["items"])
+        return JSONResponse({"results": results})
+
     async def fleet_json(request: Request) -> JSONResponse:
         return JSONResponse(
             {"tenants": await run_in_threadpool(store.tenants), "nodes": await run_in_threadpool(store.nodes)}
@@ -275,6 +296,7 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         Route("/v1/tenants/{lg_code}/digest", digest),
         Route("/v1/tenants/{lg_code}/digest/{bucket:int}", digest_bucket),
         Route("/v1/tenants/{lg_code}/heartbeat", heartbeat, methods=["POST"]),
+        Route("/v1/tenants/{lg_code}/uploads", uploads, methods=["POST"]),
         Route("/fleet", fleet),
         Route("/fleet.json", fleet_json),
         Route("/healthz", healthz),

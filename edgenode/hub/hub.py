@@ -166,8 +166,16 @@ class Hub:
     def migrate(self) -> None:
         """Create or upgrade the hub schema (idempotent)."""
         self.store.create()
+        from edgenode.hub.uploads import SQL as UPLOAD_SQL
+
         for lg_code, name in self.store.tenants().items():
-            self.store.tenant(lg_code).create(name)
+            tenant = self.store.tenant(lg_code)
+            tenant.create(name)
+            conn = tenant.connect()
+            try:
+                conn.executescript(UPLOAD_SQL)
+            finally:
+                conn.close()
 
     def app(self) -> Any:
         """The hub's ASGI application."""

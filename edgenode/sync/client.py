@@ -48,6 +48,9 @@ class FeedClient(Protocol):
     def heartbeat(self, status: dict[str, Any]) -> dict[str, Any]:
         """Report this node's status; returns the source's answer."""
 
+    def upload(self, node_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send queued items; one verdict per item (accepted, duplicate, rejected) in order."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -163,6 +166,18 @@ class HttpFeedClient:
         raw = wire.decompress_bounded(body, raw_size, wire.MAX_RAW_BATCH)
         return seq, chain, [obj for _, obj in wire.iter_ndjson(raw)]
 
+    def upload(self, node_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        body = json.dumps({"node_id": node_id, "items": items}, ensure_ascii=False).encode()
+        try:
+            r = self._client.post(self._url("uploads"), content=body, headers={"content-type": "application/json"})
+        except httpx.HTTPError as exc:
+            raise HubUnreachable(f"hub not reachable ({type(exc).__name__}: {exc})") from exc
+        _raise_for_status(r, r.content)
+        results = _json(r.content).get("results")
+        if not isinstance(results, list) or len(results) != len(items):
+            raise WireError("the hub's upload answer does not have one verdict per item")
+        return results
+
     def heartbeat(self, status: dict[str, Any]) -> dict[str, Any]:
         try:
             r = self._client.post(self._url("heartbeat"), content=json.dumps(status).encode())
@@ -259,6 +274,9 @@ class DirectoryFeedClient:
 
     def heartbeat(self, status: dict[str, Any]) -> dict[str, Any]:
         return {}
+
+    def upload(self, node_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        raise SyncError("a snapshot file cannot take uploads", retryable=True, hint="they go when the hub answers")
 
     def close(self) -> None:
         self._files.clear()

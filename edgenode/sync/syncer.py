@@ -32,6 +32,7 @@ from edgenode.errors import (
     SyncError,
     WireError,
 )
+from edgenode.outbox import Outbox
 from edgenode.settings import Settings
 from edgenode.signing import PinnedVerifier
 from edgenode.sync.client import FeedClient, HttpFeedClient, backoff_delays
@@ -73,6 +74,7 @@ class Syncer:
         self.staging = data / "bootstrap"
         self._client = client
         self.audit = AuditLog(data / "node.db")
+        self.outbox = Outbox(data / "node.db")
         self.mode = mode or ModeMachine(self.state, self.audit, offline_after=settings["offline_after"])
 
     @property
@@ -219,11 +221,30 @@ class Syncer:
             if not self.replica.exists():
                 self.bootstrap()
             self.catch_up()
+            self.drain()
             self.send_heartbeat()
         except EdgenodeError as exc:
             self.record_error(exc)
             raise
         return self.status()
+
+    def upload_once(self, limit: int = 200) -> int:
+        """Send the oldest queued items; return how many got a verdict (0: queue empty)."""
+        items = self.outbox.pending(limit)
+        if not items:
+            return 0
+        results = self.client.upload(self.settings["node_id"], items)
+        counts = self.outbox.record(results)
+        if counts.get("rejected"):
+            log.error("upload: %d item(s) rejected by the hub (quarantined, see node status)", counts["rejected"])
+        return len(results)
+
+    def drain(self) -> int:
+        """Upload until the queue is empty (or the hub stops answering); return items handled."""
+        total = 0
+        while n := self.upload_once():
+            total += n
+        return total
 
     def send_heartbeat(self) -> None:
         """Tell the hub where this node is (best effort is the caller's choice)."""
@@ -260,6 +281,14 @@ class Syncer:
                 if not applied and not behind and self.settings["feed_wait"] < 1.0:
                     # without a long-poll an idle node would ask again at once, in a busy loop
                     stop.wait(1.0)
+                if not behind:
+                    # uploads go between feed requests: a stuck upload never holds up the feed,
+                    # and an item the hub rejects is quarantined instead of blocking the rest
+                    try:
+                        self.upload_once()
+                    except EdgenodeError as exc:
+                        log.warning("upload: %s", exc)
+                        self.record_error(exc)
                 if time.monotonic() - last_hb >= self.settings["heartbeat_interval"]:
                     self.send_heartbeat()
                     last_hb = time.monotonic()
@@ -332,6 +361,7 @@ class Syncer:
 def node_status(data: Path, settings: Settings) -> dict[str, Any]:
     """The status JSON of the node in `data` (what `node status --json` prints)."""
     st = NodeState(data / "node.db").all()
+    queue = Outbox(data / "node.db").summary()
     replica = Replica(data / "replica")
     meta: dict[str, str] = {}
     if replica.exists():
@@ -363,7 +393,8 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         "hub_head": hub_head,
         "lag_changes": lag_changes,
         "lag_seconds": lag_seconds,
-        "queue_depth": 0,  # the write queue arrives with the outbox; nothing is queued yet
+        "queue_depth": queue["by_state"]["pending"],
+        "queue": queue,
         "last_sync_at": st.get("last_sync_at"),
         "last_error": st.get("last_error"),
         "last_error_hint": st.get("last_error_hint"),

@@ -1,0 +1,263 @@
+"""Receiving a node's queued writes: exactly once in effect, checked against the registry.
+
+Each item is handled in its own write transaction that commits the ledger row (node, key,
+sequence, hash, verdict) together with the item's effect, so a crash before the answer leaves
+either both or neither, and a re-sent item is recognised by its key and answered "duplicate".
+A bad item is rejected alone, with a reason, and never blocks the items behind it.
+
+Items of one node are hash-chained (``hash = sha256(prev || canonical(item without hash))``);
+the hub checks every link against the item it holds at the previous sequence, rejected ones
+included, so that removal or alteration of an item in the node's queue is detectable.
+
+Reconciliation: an uploaded 交付記録 names the 履歴番号 it printed and the replica cursor it was
+printed from. Every change-log transaction after that cursor committed before the certificate
+was issued, and touching a printed person (or their household's 支援措置/抑止), is a finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from typing import Any
+
+from edgenode.durable import utcnow, write_tx
+from edgenode.hub.store import TenantDB
+from edgenode.wire import canonical_bytes
+
+SQL = """
+CREATE TABLE IF NOT EXISTS upload_ledger (
+  node_id     TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  seq         INTEGER NOT NULL,
+  kind        TEXT NOT NULL,
+  hash        TEXT NOT NULL,
+  status      TEXT NOT NULL,
+  reason      TEXT,
+  received_at TEXT NOT NULL,
+  item        TEXT NOT NULL,
+  PRIMARY KEY (node_id, key)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS upload_ledger_seq ON upload_ledger (node_id, seq);
+CREATE TABLE IF NOT EXISTS issuance_record (
+  id          TEXT PRIMARY KEY,
+  node_id     TEXT NOT NULL,
+  issued_at   TEXT NOT NULL,
+  day         TEXT NOT NULL,
+  record      TEXT NOT NULL,
+  findings    TEXT NOT NULL,
+  voided_at   TEXT,
+  void_reason TEXT,
+  received_at TEXT NOT NULL
+);
+"""
+KINDS = ("issuance", "void")
+SCHEMA = 1
+GENESIS = "0" * 64
+MAX_ITEMS = 500
+
+
+def item_hash(item: dict[str, Any]) -> str:
+    """The chain hash of an item: over its predecessor's hash and its own canonical form."""
+    body = {k: v for k, v in item.items() if k != "hash"}
+    return hashlib.sha256(bytes.fromhex(str(item.get("prev", GENESIS))) + canonical_bytes(body)).hexdigest()
+
+
+class Rejected(Exception):
+    """An item the hub refuses; the message is the reason sent back to the node."""
+
+
+def _check_shape(item: Any, node_id: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise Rejected("item is not an object")
+    for k, t in (
+        ("key", str),
+        ("seq", int),
+        ("kind", str),
+        ("created_at", str),
+        ("prev", str),
+        ("hash", str),
+        ("schema", int),
+        ("payload", dict),
+        ("base", dict),
+    ):
+        if not isinstance(item.get(k), t) or isinstance(item.get(k), bool):
+            raise Rejected(f"item field {k} is missing or has the wrong type")
+    if item.get("node_id") != node_id:
+        raise Rejected("item belongs to another node")
+    if len(item["prev"]) != 64 or len(item["hash"]) != 64 or item["seq"] < 1:
+        raise Rejected("item hashes or sequence are malformed")
+    try:
+        bytes.fromhex(item["prev"])
+    except ValueError as exc:
+        raise Rejected("item hashes are malformed") from exc
+    return item
+
+
+def _check_content(item: dict[str, Any]) -> None:
+    """Checks whose failure is recorded in the ledger, so that the chain goes on past the item."""
+    if item_hash(item) != item["hash"]:
+        raise Rejected("item hash does not match its content (altered in the queue or on the way)")
+    if item["schema"] > SCHEMA:
+        raise Rejected(f"item schema {item['schema']} is newer than this hub understands ({SCHEMA})")
+    if item["kind"] not in KINDS:
+        raise Rejected(f"unknown item kind {item['kind']!r}")
+
+
+def findings_for(conn: sqlite3.Connection, record: dict[str, Any], issued_at: str) -> list[dict[str, Any]]:
+    """Changes the datacenter had committed before the certificate was printed from older data."""
+    subjects = {s["atena_no"]: s.get("rireki_no") for s in record.get("subjects", [])}
+    households = {s.get("household_no") for s in record.get("subjects", []) if s.get("household_no")}
+    cursor = int(record.get("replica", {}).get("cursor", 0))
+    found = []
+    for seq, at, line in conn.execute(
+        "SELECT seq, at, line FROM changelog WHERE seq > ? AND at < ? ORDER BY seq", (cursor, issued_at)
+    ):
+        tx = json.loads(line)
+        for op in tx["ops"]:
+            who = op.get("a") if op.get("t") == "ph" else None
+            if op.get("t") == "rs":
+                v = op.get("v") or {}
+                if v.get("atena_no") in subjects or v.get("household_no") in households:
+                    who = v.get("atena_no") or f"世帯 {v.get('household_no')}"
+            if who in subjects or (op.get("t") == "rs" and who):
+                found.append(
+                    {
+                        "seq": seq,
+                        "committed_at": at,
+                        "reason": tx.get("reason"),
+                        "person": who,
+                        "printed_rireki_no": subjects.get(str(who)),
+                    }
+                )
+                break
+    return found
+
+
+def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any]) -> None:
+    payload = item["payload"]
+    if item["kind"] == "issuance":
+        rid = payload.get("id")
+        if not isinstance(rid, str) or not rid:
+            raise Rejected("issuance without an id")
+        issued_at = str(payload.get("issued_at") or item["created_at"])
+        findings = findings_for(conn, payload, issued_at)
+        conn.execute(
+            "INSERT INTO issuance_record (id, node_id, issued_at, day, record, findings, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                rid,
+                node_id,
+                issued_at,
+                str(payload.get("day") or issued_at[:10]),
+                json.dumps(payload, ensure_ascii=False),
+                json.dumps(findings, ensure_ascii=False),
+                utcnow(),
+            ),
+        )
+    else:  # void
+        row = conn.execute(
+            "SELECT voided_at FROM issuance_record WHERE id = ? AND node_id = ?", (payload.get("id"), node_id)
+        ).fetchone()
+        if row is None:
+            raise Rejected("処分 of an issuance the hub has not received")
+        conn.execute(
+            "UPDATE issuance_record SET voided_at = ?, void_reason = ? WHERE id = ?",
+            (item["created_at"], str(payload.get("reason") or ""), payload.get("id")),
+        )
+
+
+def receive(tenant: TenantDB, node_id: str, items: list[Any]) -> list[dict[str, Any]]:
+    """Take a batch of items from one node; one verdict per item, in order."""
+    conn = tenant.connect()
+    try:
+        conn.executescript(SQL)
+        results = []
+        for raw in items[:MAX_ITEMS]:
+            key = raw.get("key") if isinstance(raw, dict) else None
+            with write_tx(conn):
+                try:
+                    item = _check_shape(raw, node_id)
+                except Rejected as exc:
+                    results.append({"key": key, "status": "rejected", "reason": str(exc)})
+                    continue
+                have = conn.execute(
+                    "SELECT hash, status, reason FROM upload_ledger WHERE node_id = ? AND key = ?",
+                    (node_id, item["key"]),
+                ).fetchone()
+                if have is not None:
+                    if have[0] == item["hash"]:
+                        results.append(
+                            {"key": key, "status": "duplicate" if have[1] == "accepted" else have[1], "reason": have[2]}
+                        )
+                    else:
+                        results.append(
+                            {
+                                "key": key,
+                                "status": "rejected",
+                                "reason": "the same key was already received with a different content",
+                            }
+                        )
+                    continue
+                status, reason = "accepted", None
+                try:
+                    prev = conn.execute(
+                        "SELECT hash FROM upload_ledger WHERE node_id = ? AND seq = ?", (node_id, item["seq"] - 1)
+                    ).fetchone()
+                    expected = GENESIS if item["seq"] == 1 else (prev[0] if prev else None)
+                    if expected is None:
+                        raise Rejected(f"item {item['seq'] - 1} of this node has not arrived (out of order)")
+                    if item["prev"] != expected:
+                        raise Rejected("the chain to the previous item is broken (an item was removed or altered)")
+                    _check_content(item)
+                    _apply(conn, node_id, item)
+                except Rejected as exc:
+                    status, reason = "rejected", str(exc)
+                except sqlite3.IntegrityError:
+                    status, reason = "rejected", "an item with this content was already applied under another key"
+                conn.execute(
+                    "INSERT OR IGNORE INTO upload_ledger"
+                    " (node_id, key, seq, kind, hash, status, reason, received_at, item)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        node_id,
+                        item["key"],
+                        item["seq"],
+                        item["kind"],
+                        item["hash"],
+                        status,
+                        reason,
+                        utcnow(),
+                        json.dumps(item, ensure_ascii=False),
+                    ),
+                )
+                results.append({"key": key, "status": status, "reason": reason})
+        return results
+    finally:
+        conn.close()
+
+
+def issuances(tenant: TenantDB) -> list[dict[str, Any]]:
+    """Every issuance record received, with its findings, oldest first."""
+    conn = tenant.connect()
+    try:
+        conn.executescript(SQL)
+        rows = conn.execute(
+            "SELECT id, node_id, issued_at, record, findings, voided_at, void_reason, received_at"
+            " FROM issuance_record ORDER BY issued_at, id"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        {
+            "id": r[0],
+            "node_id": r[1],
+            "issued_at": r[2],
+            "record": json.loads(r[3]),
+            "findings": json.loads(r[4]),
+            "voided_at": r[5],
+            "void_reason": r[6],
+            "received_at": r[7],
+        }
+        for r in rows
+    ]

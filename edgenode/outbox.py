@@ -1,0 +1,116 @@
+"""The node's write queue (outbox) in ``node.db``: everything the counter did, for the hub.
+
+An item is appended in the same transaction as the local record it describes (an issuance, a
+処分), committed with full durability before the clerk is told it is done. Items are chained
+by hash in sequence order (see `edgenode.hub.uploads`), carry an idempotency key, the node, the
+actor, the time, the replica position the work was based on, and the schema they were written
+under. Upload is at-least-once; the hub's ledger makes it exactly-once in effect.
+
+States: pending → accepted | rejected (with the hub's reason; quarantined, never retried, and
+never blocking the items behind it). An item the hub has not answered stays pending.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+from typing import Any
+
+from edgenode.durable import open_db, utcnow
+from edgenode.wire import canonical_bytes
+
+SQL = """
+CREATE TABLE IF NOT EXISTS outbox (
+  seq        INTEGER PRIMARY KEY,
+  key        TEXT NOT NULL UNIQUE,
+  kind       TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  item       TEXT NOT NULL,
+  hash       TEXT NOT NULL,
+  state      TEXT NOT NULL DEFAULT 'pending',
+  reason     TEXT,
+  acked_at   TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
+"""
+SCHEMA = 1
+GENESIS = "0" * 64
+STATES = ("pending", "accepted", "rejected")
+
+
+def append_in(
+    conn: sqlite3.Connection, node_id: str, kind: str, actor: str, payload: dict[str, Any], base: dict[str, Any]
+) -> dict[str, Any]:
+    """Queue one item inside the caller's write transaction on node.db; return it."""
+    row = conn.execute("SELECT seq, hash FROM outbox ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+    item: dict[str, Any] = {
+        "key": secrets.token_hex(16),
+        "seq": seq,
+        "node_id": node_id,
+        "kind": kind,
+        "created_at": utcnow(),
+        "actor": actor,
+        "payload": payload,
+        "base": base,
+        "schema": SCHEMA,
+        "prev": prev,
+    }
+    item["hash"] = hashlib.sha256(bytes.fromhex(prev) + canonical_bytes(item)).hexdigest()
+    conn.execute(
+        "INSERT INTO outbox (seq, key, kind, created_at, item, hash) VALUES (?, ?, ?, ?, ?, ?)",
+        (seq, item["key"], kind, item["created_at"], json.dumps(item, ensure_ascii=False), item["hash"]),
+    )
+    return item
+
+
+class Outbox:
+    """Reading the queue and recording the hub's verdicts."""
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+
+    def _db(self) -> sqlite3.Connection:
+        return open_db(self.path, SQL)
+
+    def pending(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The oldest items the hub has not accepted or rejected yet, in sequence order."""
+        conn = self._db()
+        try:
+            rows = conn.execute("SELECT item FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?", (limit,))
+            return [json.loads(r[0]) for r in rows]
+        finally:
+            conn.close()
+
+    def record(self, results: list[dict[str, Any]]) -> dict[str, int]:
+        """Store the hub's verdicts (accepted / duplicate / rejected); return counts by verdict."""
+        counts: dict[str, int] = {}
+        conn = self._db()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for r in results:
+                status = r.get("status")
+                counts[str(status)] = counts.get(str(status), 0) + 1
+                state = {"accepted": "accepted", "duplicate": "accepted", "rejected": "rejected"}.get(str(status))
+                if state is None:
+                    continue  # unknown answer: keep it pending
+                conn.execute(
+                    "UPDATE outbox SET state = ?, reason = ?, acked_at = ? WHERE key = ? AND state = 'pending'",
+                    (state, r.get("reason"), utcnow(), r.get("key")),
+                )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        """Items by state and the creation time of the oldest pending one."""
+        conn = self._db()
+        try:
+            by_state = dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+            oldest = conn.execute("SELECT min(created_at) FROM outbox WHERE state = 'pending'").fetchone()[0]
+        finally:
+            conn.close()
+        return {"by_state": {s: int(by_state.get(s, 0)) for s in STATES}, "oldest_pending_at": oldest}

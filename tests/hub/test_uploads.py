@@ -1,0 +1,90 @@
+"""The hub takes each queued item exactly once, rejects bad ones alone, and keeps the chain."""
+
+from __future__ import annotations
+
+import copy
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgenode import outbox
+from edgenode.durable import open_db, write_tx
+from edgenode.hub.store import HubStore
+from edgenode.hub.uploads import issuances, item_hash, receive
+
+LG = "454214"
+
+
+@pytest.fixture
+def tenant(tmp_path: Path) -> Any:
+    store = HubStore(tmp_path / "hub")
+    store.create()
+    return store.add_tenant(LG, "門川町")
+
+
+def _queue(tmp_path: Path, n: int, node: str = "honcho-1") -> list[dict[str, Any]]:
+    conn = open_db(tmp_path / "node.db", outbox.SQL)
+    items = []
+    with write_tx(conn):
+        for i in range(n):
+            payload = {
+                "id": f"iss-{node}-{i}",
+                "issued_at": "2026-11-27T01:00:00.000000Z",
+                "day": "2026-11-27",
+                "kind": "住民票の写し",
+                "requester": "本人",
+                "subjects": [],
+                "replica": {"cursor": 0},
+            }
+            items.append(outbox.append_in(conn, node, "issuance", "tanaka", payload, {"cursor": 0}))
+    conn.close()
+    return items
+
+
+def test_each_item_takes_effect_once_however_often_it_is_sent(tenant: Any, tmp_path: Path) -> None:
+    items = _queue(tmp_path, 5)
+    assert [r["status"] for r in receive(tenant, "honcho-1", items)] == ["accepted"] * 5
+    assert [r["status"] for r in receive(tenant, "honcho-1", items)] == ["duplicate"] * 5
+    assert len(issuances(tenant)) == 5
+
+
+def test_an_altered_item_is_rejected_alone_and_the_rest_proceed(tenant: Any, tmp_path: Path) -> None:
+    items = _queue(tmp_path, 4)
+    items[1] = copy.deepcopy(items[1])
+    items[1]["payload"]["fee"] = 0  # changed after it was queued
+    verdicts = receive(tenant, "honcho-1", items)
+    assert [v["status"] for v in verdicts] == ["accepted", "rejected", "accepted", "accepted"]
+    assert "hash" in verdicts[1]["reason"]
+    assert len(issuances(tenant)) == 3
+
+
+def test_a_removed_item_breaks_the_chain_but_does_not_block_the_queue(tenant: Any, tmp_path: Path) -> None:
+    items = _queue(tmp_path, 4)
+    assert receive(tenant, "honcho-1", items[:2])[1]["status"] == "accepted"
+    forged = copy.deepcopy(items[3])
+    forged["seq"] = 3  # item 3 was removed from the queue and item 4 renumbered
+    forged["hash"] = item_hash(forged)
+    v = receive(tenant, "honcho-1", [forged])[0]
+    assert v["status"] == "rejected" and "chain" in v["reason"]
+
+
+def test_items_of_another_node_or_unknown_kind_are_refused(tenant: Any, tmp_path: Path) -> None:
+    items = _queue(tmp_path, 1, node="honcho-1")
+    assert receive(tenant, "shisho-2", items)[0]["status"] == "rejected"
+    odd = copy.deepcopy(items[0])
+    odd["kind"] = "転居届"
+    odd["hash"] = item_hash(odd)  # a well-formed item of a kind this hub does not know
+    assert "unknown item kind" in receive(tenant, "honcho-1", [odd])[0]["reason"]
+    assert receive(tenant, "honcho-1", ["not an item"])[0]["status"] == "rejected"
+
+
+def test_the_ledger_and_the_effect_commit_together(tenant: Any, tmp_path: Path) -> None:
+    items = _queue(tmp_path, 3)
+    receive(tenant, "honcho-1", items)
+    conn = sqlite3.connect(tenant.path)
+    ledger = conn.execute("SELECT count(*) FROM upload_ledger WHERE status = 'accepted'").fetchone()[0]
+    records = conn.execute("SELECT count(*) FROM issuance_record").fetchone()[0]
+    conn.close()
+    assert ledger == records == 3
