@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgenode import outbox
 from edgenode.durable import open_db, utcnow
 from edgenode.wire import canonical_bytes
 
@@ -50,13 +51,18 @@ class AuditProblem:
 
 
 class AuditLog:
-    """Append-only, hash-chained audit entries."""
+    """Append-only, hash-chained audit entries.
 
-    def __init__(self, path: Path) -> None:
+    With a `node_id`, every entry is also queued for the hub in the same transaction, so the
+    datacenter holds the chain too and a node cannot quietly drop its newest entries.
+    """
+
+    def __init__(self, path: Path, node_id: str | None = None) -> None:
         self.path = path
+        self.node_id = node_id
 
     def _connect(self) -> sqlite3.Connection:
-        return open_db(self.path, SQL)
+        return open_db(self.path, SQL, outbox.SQL)
 
     def append(self, kind: str, actor: str | None, detail: dict[str, Any] | None = None) -> int:
         """Record one event durably; return its sequence number."""
@@ -76,6 +82,17 @@ class AuditLog:
                 "INSERT INTO audit_log (seq, at, kind, actor, detail, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (seq, at, kind, actor, body.decode("utf-8"), prev, digest),
             )
+            if self.node_id:
+                entry = {
+                    "seq": seq,
+                    "at": at,
+                    "kind": kind,
+                    "actor": actor,
+                    "detail": detail,
+                    "prev": prev,
+                    "hash": digest,
+                }
+                outbox.append_in(conn, self.node_id, "audit", actor or "", entry, {})
             conn.execute("COMMIT")
             return int(seq)
         finally:

@@ -122,11 +122,18 @@ def hub_migrate(args: argparse.Namespace) -> int:
 
 
 def hub_issuances(args: argparse.Namespace) -> int:
-    from edgenode.hub.uploads import issuances
+    from edgenode.hub.uploads import csv_rows, issuances, totals
 
     rows = issuances(_hub(args).store.tenant(args.lg_code))
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
+    elif args.csv:
+        import csv
+
+        csv.writer(sys.stdout).writerows(csv_rows(rows))
+    elif args.totals:
+        for t in totals(rows):
+            print(f"{t['day']} {t['node_id']}: {t['count']} 件 {t['copies']} 通 {t['fee']} 円 (処分 {t['voided']})")
     else:
         for r in rows:
             flag = f" FINDINGS {len(r['findings'])}" if r["findings"] else ""
@@ -401,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd(hub, "migrate", hub_migrate, "create or upgrade the hub schema (idempotent)")
     c = cmd(hub, "issuances", hub_issuances, "issuance records received from nodes, with reconciliation findings")
     c.add_argument("--lg-code", required=True, help="municipality")
-    c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument("--json", action="store_true", help="print JSON (each record with findings and 本人通知 flag)")
+    c.add_argument("--csv", action="store_true", help="print CSV for the registry system's import")
+    c.add_argument("--totals", action="store_true", help="per node and day: count, copies, fees")
     c = cmd(hub, "restrict", hub_restrict, "set (or --lift) a 支援措置 / 抑止 on a person or household")
     c.add_argument("--lg-code", required=True, help="municipality")
     c.add_argument("--kind", default="支援措置", choices=["支援措置", "仮支援措置", "抑止"], help="kind")

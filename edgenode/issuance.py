@@ -147,7 +147,7 @@ class IssuanceService:
         self.data = data
         self.settings = settings
         self.replica = Replica(data / "replica")
-        self.audit = AuditLog(data / "node.db")
+        self.audit = AuditLog(data / "node.db", settings["node_id"])
         self._config = config
         self._renderer: Any = None
 

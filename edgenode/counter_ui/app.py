@@ -97,7 +97,7 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
     """
     env = Environment(loader=PackageLoader("edgenode.counter_ui", "templates"), autoescape=select_autoescape())
     env.globals["wareki"] = to_wareki
-    audit = AuditLog(data / "node.db")
+    audit = AuditLog(data / "node.db", settings["node_id"])
     machine = mode or ModeMachine(NodeState(data / "node.db"), audit, offline_after=settings["offline_after"])
     service = IssuanceService(data, settings)
     replica = Replica(data / "replica")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 from edgenode.durable import utcnow, write_tx
@@ -39,6 +40,16 @@ CREATE TABLE IF NOT EXISTS upload_ledger (
   PRIMARY KEY (node_id, key)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS upload_ledger_seq ON upload_ledger (node_id, seq);
+CREATE TABLE IF NOT EXISTS node_audit (
+  node_id TEXT NOT NULL,
+  seq     INTEGER NOT NULL,
+  at      TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  actor   TEXT,
+  detail  TEXT NOT NULL,
+  hash    TEXT NOT NULL,
+  PRIMARY KEY (node_id, seq)
+);
 CREATE TABLE IF NOT EXISTS issuance_record (
   id          TEXT PRIMARY KEY,
   node_id     TEXT NOT NULL,
@@ -51,7 +62,7 @@ CREATE TABLE IF NOT EXISTS issuance_record (
   received_at TEXT NOT NULL
 );
 """
-KINDS = ("issuance", "void")
+KINDS = ("issuance", "void", "audit")
 SCHEMA = 1
 GENESIS = "0" * 64
 MAX_ITEMS = 500
@@ -155,6 +166,28 @@ def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any]) -> None
                 utcnow(),
             ),
         )
+    elif item["kind"] == "audit":
+        # the node's own audit chain, anchored here: each entry must link to the one before it
+        seq, prev = payload.get("seq"), payload.get("prev")
+        if not isinstance(seq, int) or not isinstance(prev, str) or not isinstance(payload.get("hash"), str):
+            raise Rejected("audit entry is malformed")
+        before = conn.execute(
+            "SELECT hash FROM node_audit WHERE node_id = ? AND seq = ?", (node_id, seq - 1)
+        ).fetchone()
+        if seq > 1 and (before is None or before[0] != prev):
+            raise Rejected(f"audit entry {seq} does not follow entry {seq - 1} held by the hub")
+        conn.execute(
+            "INSERT INTO node_audit (node_id, seq, at, kind, actor, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                node_id,
+                seq,
+                str(payload.get("at")),
+                str(payload.get("kind")),
+                payload.get("actor"),
+                json.dumps(payload.get("detail"), ensure_ascii=False),
+                payload["hash"],
+            ),
+        )
     else:  # void
         row = conn.execute(
             "SELECT voided_at FROM issuance_record WHERE id = ? AND node_id = ?", (payload.get("id"), node_id)
@@ -248,16 +281,80 @@ def issuances(tenant: TenantDB) -> list[dict[str, Any]]:
         ).fetchall()
     finally:
         conn.close()
-    return [
-        {
-            "id": r[0],
-            "node_id": r[1],
-            "issued_at": r[2],
-            "record": json.loads(r[3]),
-            "findings": json.loads(r[4]),
-            "voided_at": r[5],
-            "void_reason": r[6],
-            "received_at": r[7],
+    out = []
+    for r in rows:
+        record = json.loads(r[3])
+        out.append(
+            {
+                "id": r[0],
+                "node_id": r[1],
+                "issued_at": r[2],
+                "record": record,
+                "findings": json.loads(r[4]),
+                "voided_at": r[5],
+                "void_reason": r[6],
+                "received_at": r[7],
+                # 本人通知: registered persons are told when a 代理人 or 第三者 received a copy
+                "notify": record.get("requester") in NOTIFY_REQUESTERS and not r[5],
+            }
+        )
+    return out
+
+
+NOTIFY_REQUESTERS = ("代理人", "第三者")
+CSV_COLUMNS = (
+    "id",
+    "node_id",
+    "issued_at",
+    "day",
+    "kind",
+    "scope",
+    "layout",
+    "requester",
+    "atena_nos",
+    "copies",
+    "pages",
+    "serials",
+    "fee",
+    "clerk",
+    "purpose",
+    "id_document",
+    "voided_at",
+    "findings",
+)
+
+
+def totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per node and day: issuances, copies and fees (voided ones excluded), for cash reconciliation."""
+    acc: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        rec = r["record"]
+        key = (r["node_id"], str(rec.get("day")))
+        t = acc.setdefault(
+            key, {"node_id": r["node_id"], "day": rec.get("day"), "count": 0, "copies": 0, "fee": 0, "voided": 0}
+        )
+        if r["voided_at"]:
+            t["voided"] += 1
+            continue
+        t["count"] += 1
+        t["copies"] += int(rec.get("copies") or 0)
+        t["fee"] += int(rec.get("fee") or 0)
+    return [acc[k] for k in sorted(acc)]
+
+
+def csv_rows(rows: list[dict[str, Any]]) -> Iterator[list[str]]:
+    """Issuance records as CSV rows (header first), for the registry system's own import."""
+    yield list(CSV_COLUMNS)
+    for r in rows:
+        rec = r["record"]
+        values = {
+            **{k: rec.get(k) for k in CSV_COLUMNS},
+            "id": r["id"],
+            "node_id": r["node_id"],
+            "issued_at": r["issued_at"],
+            "voided_at": r["voided_at"] or "",
+            "atena_nos": " ".join(s["atena_no"] for s in rec.get("subjects", [])),
+            "serials": " / ".join(rec.get("serials", [])),
+            "findings": len(r["findings"]),
         }
-        for r in rows
-    ]
+        yield ["" if values[k] is None else str(values[k]) for k in CSV_COLUMNS]

@@ -73,7 +73,7 @@ class Syncer:
         self.state = NodeState(data / "node.db")
         self.staging = data / "bootstrap"
         self._client = client
-        self.audit = AuditLog(data / "node.db")
+        self.audit = AuditLog(data / "node.db", settings["node_id"])
         self.outbox = Outbox(data / "node.db")
         self.mode = mode or ModeMachine(self.state, self.audit, offline_after=settings["offline_after"])
 

@@ -41,16 +41,29 @@ def test_an_offline_issuance_reaches_the_hub_once_with_its_findings(hub: HubProc
         "-o",
         str(tmp_path / "c.pdf"),
     )
-    assert _status(node)["queue_depth"] == 1
+    assert _status(node)["queue_depth"] == 2  # the 交付記録 and its audit entry
     run("node", "sync", "--data", str(node), "--once")
     run("node", "sync", "--data", str(node), "--once")  # a second round sends nothing twice
     st = _status(node)
-    assert st["queue_depth"] == 0 and st["queue"]["by_state"]["accepted"] == 1
+    assert st["queue_depth"] == 0 and st["queue"]["by_state"]["accepted"] >= 2
+    assert st["queue"]["by_state"]["rejected"] == 0
     rows = json.loads(run("hub", "issuances", "--data", str(hub.data), "--lg-code", LG, "--json").stdout)
     assert len(rows) == 1
     (finding,) = rows[0]["findings"]
     assert "支援措置" in finding["reason"] and rows[0]["record"]["clerk"] == "tanaka"
     assert rows[0]["record"]["serials"] and rows[0]["node_id"] == "honcho-1"
+    assert rows[0]["notify"] is False  # 本人 asked: no 本人通知
+    csv_out = run("hub", "issuances", "--data", str(hub.data), "--lg-code", LG, "--csv").stdout.splitlines()
+    assert csv_out[0].startswith("id,node_id") and person["atena_no"] in csv_out[1]
+    totals = run("hub", "issuances", "--data", str(hub.data), "--lg-code", LG, "--totals").stdout
+    assert "1 件" in totals and "300 円" in totals
+    # the node's audit chain is held by the hub too (so dropping the newest entries shows)
+    from edgenode.audit import AuditLog
+
+    n_node, problem = AuditLog(node / "node.db").verify()
+    assert problem is None and n_node >= 1
+    held = sql_value(hub.data / "tenants" / f"{LG}.db", "SELECT count(*) FROM node_audit WHERE node_id = 'honcho-1'")
+    assert held == n_node
 
 
 def _queue(node: Path, n: int) -> None:
