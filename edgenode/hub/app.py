@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from edgenode import __version__, wire
-from edgenode.errors import StoreError
+from edgenode.errors import StoreError, WireError
 from edgenode.hub import uploads as upload_mod
 from edgenode.hub.snapshot import SnapshotCache
 from edgenode.hub.store import HubStore
@@ -223,6 +223,12 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         body = await request.body()
         if len(body) > MAX_UPLOAD:
             raise HTTPException(413, "upload too large: send fewer items at once")
+        if request.headers.get("content-encoding") == "zstd":
+            try:
+                raw_size = int(request.headers.get("x-edgenode-raw-size", "-1"))
+                body = wire.decompress_bounded(body, raw_size, MAX_UPLOAD * 8)
+            except (ValueError, WireError) as exc:
+                raise HTTPException(400, f"upload does not decompress: {exc}") from exc
         try:
             doc = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from edgenode.durable import utcnow, write_tx
@@ -115,44 +115,58 @@ def _check_content(item: dict[str, Any]) -> None:
         raise Rejected(f"unknown item kind {item['kind']!r}")
 
 
-def findings_for(conn: sqlite3.Connection, record: dict[str, Any], issued_at: str) -> list[dict[str, Any]]:
-    """Changes the datacenter had committed before the certificate was printed from older data."""
-    subjects = {s["atena_no"]: s.get("rireki_no") for s in record.get("subjects", [])}
-    households = {s.get("household_no") for s in record.get("subjects", []) if s.get("household_no")}
-    cursor = int(record.get("replica", {}).get("cursor", 0))
-    found = []
-    for seq, at, line in conn.execute(
-        "SELECT seq, at, line FROM changelog WHERE seq > ? AND at < ? ORDER BY seq", (cursor, issued_at)
-    ):
-        tx = json.loads(line)
-        for op in tx["ops"]:
-            who = op.get("a") if op.get("t") == "ph" else None
-            if op.get("t") == "rs":
-                v = op.get("v") or {}
-                if v.get("atena_no") in subjects or v.get("household_no") in households:
-                    who = v.get("atena_no") or f"世帯 {v.get('household_no')}"
-            if who in subjects or (op.get("t") == "rs" and who):
-                found.append(
-                    {
+class ChangeIndex:
+    """Who each change-log transaction after some cursor touched, read once per upload batch.
+
+    Reconciliation asks, for every 交付記録, which transactions after its cursor touched its
+    persons; scanning the log per record would be O(records × changes).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, after: int) -> None:
+        self.after = after
+        self.by_person: dict[str, list[tuple[int, str, str]]] = {}
+        self.by_household: dict[str, list[tuple[int, str, str]]] = {}
+        for seq, at, line in conn.execute("SELECT seq, at, line FROM changelog WHERE seq > ? ORDER BY seq", (after,)):
+            tx = json.loads(line)
+            entry = (seq, at, str(tx.get("reason") or ""))
+            for op in tx["ops"]:
+                if op.get("t") == "ph":
+                    self.by_person.setdefault(str(op.get("a")), []).append(entry)
+                elif op.get("t") == "rs":
+                    v = op.get("v") or {}
+                    if v.get("atena_no"):
+                        self.by_person.setdefault(str(v["atena_no"]), []).append(entry)
+                    if v.get("household_no"):
+                        self.by_household.setdefault(str(v["household_no"]), []).append(entry)
+
+    def findings(self, record: dict[str, Any], issued_at: str) -> list[dict[str, Any]]:
+        """Changes the datacenter had committed before the certificate was printed from older data."""
+        cursor = int(record.get("replica", {}).get("cursor", 0))
+        found: dict[int, dict[str, Any]] = {}
+        for s in record.get("subjects", []):
+            hits = [(e, s["atena_no"]) for e in self.by_person.get(s["atena_no"], [])]
+            hits += [(e, f"世帯 {s['household_no']}") for e in self.by_household.get(str(s.get("household_no")), [])]
+            for (seq, at, reason), who in hits:
+                if seq > cursor and at < issued_at and seq not in found:
+                    found[seq] = {
                         "seq": seq,
                         "committed_at": at,
-                        "reason": tx.get("reason"),
+                        "reason": reason,
                         "person": who,
-                        "printed_rireki_no": subjects.get(str(who)),
+                        "printed_rireki_no": s.get("rireki_no"),
                     }
-                )
-                break
-    return found
+        return [found[k] for k in sorted(found)]
 
 
-def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any]) -> None:
+def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any], changes: Callable[[int], ChangeIndex]) -> None:
     payload = item["payload"]
     if item["kind"] == "issuance":
         rid = payload.get("id")
         if not isinstance(rid, str) or not rid:
             raise Rejected("issuance without an id")
         issued_at = str(payload.get("issued_at") or item["created_at"])
-        findings = findings_for(conn, payload, issued_at)
+        cursor = int(payload.get("replica", {}).get("cursor", 0))
+        findings = changes(cursor).findings(payload, issued_at)
         conn.execute(
             "INSERT INTO issuance_record (id, node_id, issued_at, day, record, findings, received_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -203,71 +217,80 @@ def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any]) -> None
 def receive(tenant: TenantDB, node_id: str, items: list[Any]) -> list[dict[str, Any]]:
     """Take a batch of items from one node; one verdict per item, in order."""
     conn = tenant.connect()
+    index: ChangeIndex | None = None
+
+    def changes(cursor: int) -> ChangeIndex:
+        nonlocal index
+        if index is None or index.after > cursor:
+            index = ChangeIndex(conn, cursor)
+        return index
+
     try:
         conn.executescript(SQL)
-        results = []
-        for raw in items[:MAX_ITEMS]:
-            key = raw.get("key") if isinstance(raw, dict) else None
-            with write_tx(conn):
-                try:
-                    item = _check_shape(raw, node_id)
-                except Rejected as exc:
-                    results.append({"key": key, "status": "rejected", "reason": str(exc)})
-                    continue
-                have = conn.execute(
-                    "SELECT hash, status, reason FROM upload_ledger WHERE node_id = ? AND key = ?",
-                    (node_id, item["key"]),
-                ).fetchone()
-                if have is not None:
-                    if have[0] == item["hash"]:
-                        results.append(
-                            {"key": key, "status": "duplicate" if have[1] == "accepted" else have[1], "reason": have[2]}
-                        )
-                    else:
-                        results.append(
-                            {
-                                "key": key,
-                                "status": "rejected",
-                                "reason": "the same key was already received with a different content",
-                            }
-                        )
-                    continue
-                status, reason = "accepted", None
-                try:
-                    prev = conn.execute(
-                        "SELECT hash FROM upload_ledger WHERE node_id = ? AND seq = ?", (node_id, item["seq"] - 1)
-                    ).fetchone()
-                    expected = GENESIS if item["seq"] == 1 else (prev[0] if prev else None)
-                    if expected is None:
-                        raise Rejected(f"item {item['seq'] - 1} of this node has not arrived (out of order)")
-                    if item["prev"] != expected:
-                        raise Rejected("the chain to the previous item is broken (an item was removed or altered)")
-                    _check_content(item)
-                    _apply(conn, node_id, item)
-                except Rejected as exc:
-                    status, reason = "rejected", str(exc)
-                except sqlite3.IntegrityError:
-                    status, reason = "rejected", "an item with this content was already applied under another key"
-                conn.execute(
-                    "INSERT OR IGNORE INTO upload_ledger"
-                    " (node_id, key, seq, kind, hash, status, reason, received_at, item)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        node_id,
-                        item["key"],
-                        item["seq"],
-                        item["kind"],
-                        item["hash"],
-                        status,
-                        reason,
-                        utcnow(),
-                        json.dumps(item, ensure_ascii=False),
-                    ),
-                )
-                results.append({"key": key, "status": status, "reason": reason})
-        return results
+        # One transaction (one fsync) for the batch, a savepoint per item: each item's ledger
+        # row commits with its effect, a failing item is undone alone, and a crash before the
+        # COMMIT loses the whole batch, which the node then sends again.
+        with write_tx(conn):
+            return [_receive_one(conn, node_id, raw, changes) for raw in items[:MAX_ITEMS]]
     finally:
         conn.close()
+
+
+def _receive_one(
+    conn: sqlite3.Connection, node_id: str, raw: Any, changes: Callable[[int], ChangeIndex]
+) -> dict[str, Any]:
+    key = raw.get("key") if isinstance(raw, dict) else None
+    try:
+        item = _check_shape(raw, node_id)
+    except Rejected as exc:
+        return {"key": key, "status": "rejected", "reason": str(exc)}
+    have = conn.execute(
+        "SELECT hash, status, reason FROM upload_ledger WHERE node_id = ? AND key = ?", (node_id, item["key"])
+    ).fetchone()
+    if have is not None:
+        if have[0] == item["hash"]:
+            return {"key": key, "status": "duplicate" if have[1] == "accepted" else have[1], "reason": have[2]}
+        return {
+            "key": key,
+            "status": "rejected",
+            "reason": "the same key was already received with a different content",
+        }
+    status, reason = "accepted", None
+    conn.execute("SAVEPOINT item")
+    try:
+        prev = conn.execute(
+            "SELECT hash FROM upload_ledger WHERE node_id = ? AND seq = ?", (node_id, item["seq"] - 1)
+        ).fetchone()
+        expected = GENESIS if item["seq"] == 1 else (prev[0] if prev else None)
+        if expected is None:
+            raise Rejected(f"item {item['seq'] - 1} of this node has not arrived (out of order)")
+        if item["prev"] != expected:
+            raise Rejected("the chain to the previous item is broken (an item was removed or altered)")
+        _check_content(item)
+        _apply(conn, node_id, item, changes)
+    except Rejected as exc:
+        conn.execute("ROLLBACK TO item")
+        status, reason = "rejected", str(exc)
+    except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO item")
+        status, reason = "rejected", "an item with this content was already applied under another key"
+    conn.execute(
+        "INSERT OR IGNORE INTO upload_ledger (node_id, key, seq, kind, hash, status, reason, received_at, item)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            node_id,
+            item["key"],
+            item["seq"],
+            item["kind"],
+            item["hash"],
+            status,
+            reason,
+            utcnow(),
+            json.dumps(item, ensure_ascii=False),
+        ),
+    )
+    conn.execute("RELEASE item")
+    return {"key": key, "status": status, "reason": reason}
 
 
 def issuances(tenant: TenantDB) -> list[dict[str, Any]]:

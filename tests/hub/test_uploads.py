@@ -88,3 +88,56 @@ def test_the_ledger_and_the_effect_commit_together(tenant: Any, tmp_path: Path) 
     records = conn.execute("SELECT count(*) FROM issuance_record").fetchone()[0]
     conn.close()
     assert ledger == records == 3
+
+
+def test_a_change_committed_before_the_issue_but_after_the_printed_cursor_is_a_finding(
+    tenant: Any, tmp_path: Path
+) -> None:
+    from tests.hub.test_store import _commit_people
+    from tests.records import person
+
+    _commit_people(tenant, 1, 3)  # seq 1-3: three people move in
+    moved = {
+        **person(2, household=2),
+        "address": "宮崎県東臼杵郡門川町大字川内",
+        "change_reason": "転居",
+        "change_class": "修正",
+    }
+    conn = tenant.connect()
+    conn.execute("BEGIN IMMEDIATE")
+    tenant.commit_in(conn, [("転居", tenant.records_to_ops(conn, [moved]))])  # seq 4
+    conn.execute("COMMIT")
+    conn.close()
+    conn = open_db(tmp_path / "node.db", outbox.SQL)
+    with write_tx(conn):
+        items = [
+            outbox.append_in(
+                conn,
+                "honcho-1",
+                "issuance",
+                "tanaka",
+                {
+                    "id": f"iss-{i}",
+                    "issued_at": "2999-01-01T00:00:00.000000Z",
+                    "day": "2999-01-01",
+                    "requester": "第三者" if i else "本人",
+                    "replica": {"cursor": 3},
+                    "subjects": [
+                        {
+                            "atena_no": person(i + 1)["atena_no"],
+                            "rireki_no": 1,
+                            "household_no": person(i + 1, household=i + 1)["household_no"],
+                        }
+                    ],
+                },
+                {"cursor": 3},
+            )
+            for i in range(2)
+        ]
+    conn.close()
+    assert [v["status"] for v in receive(tenant, "honcho-1", items)] == ["accepted", "accepted"]
+    rows = {r["id"]: r for r in issuances(tenant)}
+    assert rows["iss-0"]["findings"] == []  # person 1 did not change after cursor 3
+    (finding,) = rows["iss-1"]["findings"]  # person 2 moved at seq 4, before the certificate was issued
+    assert finding["seq"] == 4 and finding["reason"] == "転居" and finding["printed_rireki_no"] == 1
+    assert rows["iss-1"]["notify"] is True and rows["iss-0"]["notify"] is False

@@ -88,7 +88,7 @@ def test_kill_9_of_node_and_hub_during_upload_leaves_every_item_exactly_once(tmp
     with running_hub(tmp_path, residents=200) as hub:
         node = make_node(tmp_path, hub.url, hub.token("honcho-1"), "honcho-1")
         run("node", "sync", "--data", str(node), "--once")
-        _queue(node, 1000)
+        _queue(node, 3000)
         rng = random.Random(5)
         kills = 0
         progress: list[int] = []
@@ -112,12 +112,12 @@ def test_kill_9_of_node_and_hub_during_upload_leaves_every_item_exactly_once(tmp
             if hub.proc is None:
                 hub.start()
             progress.append(_status(node)["queue"]["by_state"]["accepted"])
-        assert kills >= 8
-        assert any(0 < a < 1000 for a in progress), f"no kill landed mid-upload: {progress}"
+        assert kills >= 5  # hub kills every other round, node kills when still running
+        assert any(0 < a < 3000 for a in progress), f"no kill landed mid-upload: {progress}"
         run("node", "sync", "--data", str(node), "--once")
         st = _status(node)
-        assert st["queue"]["by_state"] == {"pending": 0, "accepted": 1000, "rejected": 0}
+        assert st["queue"]["by_state"] == {"pending": 0, "accepted": 3000, "rejected": 0}
         db = hub.data / "tenants" / f"{LG}.db"
-        assert sql_value(db, "SELECT count(*) FROM issuance_record") == 1000
-        assert sql_value(db, "SELECT count(*) FROM upload_ledger WHERE status = 'accepted'") == 1000
-        assert sql_value(db, "SELECT count(DISTINCT id) FROM issuance_record") == 1000
+        assert sql_value(db, "SELECT count(*) FROM issuance_record") == 3000
+        assert sql_value(db, "SELECT count(*) FROM upload_ledger WHERE status = 'accepted'") == 3000
+        assert sql_value(db, "SELECT count(DISTINCT id) FROM issuance_record") == 3000
