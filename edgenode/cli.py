@@ -141,6 +141,23 @@ def hub_issuances(args: argparse.Namespace) -> int:
     return 0
 
 
+def hub_intakes(args: argparse.Namespace) -> int:
+    from edgenode.hub.uploads import Rejected, intakes, resolve
+
+    tenant = _hub(args).store.tenant(args.lg_code)
+    if args.decide:
+        if args.decision not in ("accept", "reject"):
+            raise ConfigError("--decide needs --decision accept|reject and --note")
+        try:
+            resolve(tenant, args.decide, args.decision == "accept", args.note or "", args.by or "datacenter")
+        except Rejected as exc:
+            raise ConfigError(str(exc)) from exc
+        print(f"届出受付 {args.decide}: {args.decision}", file=sys.stderr)
+        return 0
+    print(json.dumps(intakes(tenant), ensure_ascii=False))
+    return 0
+
+
 def hub_restrict(args: argparse.Namespace) -> int:
     hub = _hub(args)
     if args.lift:
@@ -411,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print JSON (each record with findings and 本人通知 flag)")
     c.add_argument("--csv", action="store_true", help="print CSV for the registry system's import")
     c.add_argument("--totals", action="store_true", help="per node and day: count, copies, fees")
+    c = cmd(hub, "intakes", hub_intakes, "届出受付 received from nodes (JSON), or --decide one with a note")
+    c.add_argument("--lg-code", required=True, help="municipality")
+    c.add_argument("--decide", help="id of the 届出受付 to decide")
+    c.add_argument("--decision", choices=["accept", "reject"], help="accept (keyed in) or reject")
+    c.add_argument("--note", help="why (required with --decide)")
+    c.add_argument("--by", help="who decides (recorded)")
     c = cmd(hub, "restrict", hub_restrict, "set (or --lift) a 支援措置 / 抑止 on a person or household")
     c.add_argument("--lg-code", required=True, help="municipality")
     c.add_argument("--kind", default="支援措置", choices=["支援措置", "仮支援措置", "抑止"], help="kind")

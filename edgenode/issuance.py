@@ -45,6 +45,8 @@ from edgenode.sync.state import NodeState
 from edgenode.sync.syncer import node_status
 
 JST = zoneinfo.ZoneInfo("Asia/Tokyo")
+#: 届出 the counter takes in offline (intake only; the registry changes at the datacenter).
+INTAKE_TYPES = ("転居届", "転出届")
 CERTS_CONFIG = "certs.toml"
 
 SQL = """
@@ -352,6 +354,49 @@ class IssuanceService:
             "voided": len(rows) - len(live),
         }
         return rows, totals
+
+    def intake(self, atena_no: str, kind: str, persons: list[str], fields: dict[str, str], clerk: str) -> str:
+        """Accept a 転居届/転出届 at the counter as intake only; queue it for the datacenter.
+
+        The replica is never changed from it: a person keys it into the registry system, and
+        the hub opens a conflict if anyone named changed since the version the clerk saw here.
+        """
+        if kind not in INTAKE_TYPES:
+            raise RuleViolation(f"受け付けられる届出は {'、'.join(INTAKE_TYPES)} です。")
+        _, members, restrictions = self.household_of(atena_no)
+        chosen = [m for m in members if m["atena_no"] in set(persons)]
+        if not chosen:
+            raise RuleViolation("届出の対象となる方を選んでください。")
+        if self.blocking_restrictions(chosen, [r for r in restrictions if "異動入力" in r.get("processes", [])]):
+            raise RuleViolation("この方には異動入力の制限があります。データセンターで受け付けてください。")
+        for key in ("date", "new_address", "notifier"):
+            value = fields.get(key, "").strip()
+            if not value or len(value) > 200:
+                raise RuleViolation("異動日・新しい住所（転出先）・届出人を 200 字以内で入力してください。")
+        with self.replica.session() as conn:
+            meta = Replica.meta(conn)
+        intake_id = secrets.token_hex(16)
+        payload = {
+            "id": intake_id,
+            "type": kind,
+            "received_at": utcnow(),
+            "clerk": clerk,
+            "node_id": self.settings["node_id"],
+            "persons": [{"atena_no": m["atena_no"], "rireki_no": m["rireki_no"]} for m in chosen],
+            "date": fields["date"].strip(),
+            "new_address": fields["new_address"].strip(),
+            "notifier": fields["notifier"].strip(),
+            "note": fields.get("note", "").strip()[:500],
+        }
+        base = {"cursor": int(meta["cursor"]), "chain": meta["chain"]}
+        conn = self._db()
+        try:
+            with write_tx(conn):
+                outbox.append_in(conn, self.settings["node_id"], "intake", clerk, payload, base)
+        finally:
+            conn.close()
+        self.audit.append("intake", clerk, {"id": intake_id, "type": kind, "persons": [m["atena_no"] for m in chosen]})
+        return intake_id
 
     def counts(self) -> tuple[int, int]:
         """(issuances ever recorded here, of which voided): for metrics."""

@@ -6,8 +6,9 @@ by hash in sequence order (see `edgenode.hub.uploads`), carry an idempotency key
 actor, the time, the replica position the work was based on, and the schema they were written
 under. Upload is at-least-once; the hub's ledger makes it exactly-once in effect.
 
-States: pending → accepted | rejected (with the hub's reason; quarantined, never retried, and
-never blocking the items behind it). An item the hub has not answered stays pending.
+States: pending → accepted | conflict (taken in, but a person at the datacenter must decide it)
+| rejected (with the hub's reason; quarantined, never retried, and never blocking the items
+behind it). An item the hub has not answered stays pending.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
 """
 SCHEMA = 1
 GENESIS = "0" * 64
-STATES = ("pending", "accepted", "rejected")
+STATES = ("pending", "accepted", "conflict", "rejected")
 
 
 def append_in(
@@ -93,7 +94,12 @@ class Outbox:
             for r in results:
                 status = r.get("status")
                 counts[str(status)] = counts.get(str(status), 0) + 1
-                state = {"accepted": "accepted", "duplicate": "accepted", "rejected": "rejected"}.get(str(status))
+                state = {
+                    "accepted": "accepted",
+                    "duplicate": "accepted",
+                    "rejected": "rejected",
+                    "conflict": "conflict",
+                }.get(str(status))
                 if state is None:
                     continue  # unknown answer: keep it pending
                 conn.execute(

@@ -28,7 +28,7 @@ from edgenode.certs.errors import CertError
 from edgenode.certs.model import CertRequest, Kind, Layout, Omission, Requester, Scope
 from edgenode.counter_ui.auth import Auth, AuthConfig, public, requires
 from edgenode.errors import EdgenodeError
-from edgenode.issuance import JST, Approval, IssuanceService
+from edgenode.issuance import INTAKE_TYPES, JST, Approval, IssuanceService
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
 from edgenode.metrics import NodeCollector
 from edgenode.metrics import render as render_metrics
@@ -309,6 +309,63 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
             },
         )
 
+    # ------------------------------------------------------------ 届出受付 (intake only)
+
+    @requires(*CLERKS)
+    async def intake_page(request: Request) -> HTMLResponse:
+        atena = request.path_params["atena"]
+        try:
+            person, members, _ = await run_in_threadpool(service.household_of, atena)
+        except EdgenodeError as exc:
+            return await page(request, "error.html", 404, message=str(exc))
+        return await page(
+            request,
+            "intake.html",
+            person=person,
+            members=order(members),
+            types=INTAKE_TYPES,
+            values={"person": [atena]},
+            error="",
+            done="",
+        )
+
+    @requires(*CLERKS)
+    async def intake_submit(request: Request) -> HTMLResponse:
+        atena = request.path_params["atena"]
+        form = await request.form()
+        user = Auth.current_user(request)
+        assert user is not None
+        fields = {k: str(form.get(k) or "") for k in ("date", "new_address", "notifier", "note")}
+        persons = [p for p in form.getlist("person") if isinstance(p, str)]
+        kind = str(form.get("type") or "")
+        values: dict[str, Any] = {**fields, "type": kind, "person": persons}
+        try:
+            person, members, _ = await run_in_threadpool(service.household_of, atena)
+            done = await run_in_threadpool(service.intake, atena, kind, persons, fields, user.name)
+        except EdgenodeError as exc:
+            person, members, _ = await run_in_threadpool(service.household_of, atena)
+            return await page(
+                request,
+                "intake.html",
+                422,
+                person=person,
+                members=order(members),
+                types=INTAKE_TYPES,
+                values=values,
+                error=str(exc),
+                done="",
+            )
+        return await page(
+            request,
+            "intake.html",
+            person=person,
+            members=order(members),
+            types=INTAKE_TYPES,
+            values={"person": []},
+            error="",
+            done=done,
+        )
+
     # ------------------------------------------------------------ the day's list and 処分
 
     @requires(*CLERKS)
@@ -387,6 +444,8 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         Route("/request/{atena}", request_page),
         Route("/request/{atena}/preview", preview, methods=["POST"]),
         Route("/request/{atena}/issue", issue, methods=["POST"]),
+        Route("/intake/{atena}", intake_page),
+        Route("/intake/{atena}", intake_submit, methods=["POST"]),
         Route("/issuances", issuances),
         Route("/issuances/{id}/void", void, methods=["POST"]),
         Route("/admin", admin),

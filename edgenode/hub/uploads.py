@@ -50,6 +50,18 @@ CREATE TABLE IF NOT EXISTS node_audit (
   hash    TEXT NOT NULL,
   PRIMARY KEY (node_id, seq)
 );
+CREATE TABLE IF NOT EXISTS intake (
+  id          TEXT PRIMARY KEY,
+  node_id     TEXT NOT NULL,
+  type        TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  record      TEXT NOT NULL,
+  status      TEXT NOT NULL,
+  conflicts   TEXT NOT NULL,
+  note        TEXT,
+  resolved_by TEXT,
+  resolved_at TEXT
+);
 CREATE TABLE IF NOT EXISTS issuance_record (
   id          TEXT PRIMARY KEY,
   node_id     TEXT NOT NULL,
@@ -62,7 +74,8 @@ CREATE TABLE IF NOT EXISTS issuance_record (
   received_at TEXT NOT NULL
 );
 """
-KINDS = ("issuance", "void", "audit")
+KINDS = ("issuance", "void", "audit", "intake")
+INTAKE_TYPES = ("転居届", "転出届", "転入届")
 SCHEMA = 1
 GENESIS = "0" * 64
 MAX_ITEMS = 500
@@ -76,6 +89,10 @@ def item_hash(item: dict[str, Any]) -> str:
 
 class Rejected(Exception):
     """An item the hub refuses; the message is the reason sent back to the node."""
+
+
+class Conflict(Exception):
+    """An item taken in but opened as a conflict for a person to resolve (its effect stays)."""
 
 
 def _check_shape(item: Any, node_id: str) -> dict[str, Any]:
@@ -180,6 +197,39 @@ def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any], changes
                 utcnow(),
             ),
         )
+    elif item["kind"] == "intake":
+        # 届出受付: never applied to the registry here; a person keys it in the registry system.
+        # If anyone it names changed at the datacenter since the version the clerk saw, it is
+        # opened as a conflict for that person to resolve.
+        rid, kind = payload.get("id"), payload.get("type")
+        if not isinstance(rid, str) or not rid or kind not in INTAKE_TYPES:
+            raise Rejected("届出受付 without an id or of an unknown type")
+        conflicts = []
+        for p in payload.get("persons", []):
+            cur = conn.execute("SELECT rireki_no FROM person WHERE atena_no = ?", (p.get("atena_no"),)).fetchone()
+            if cur is None or cur[0] != p.get("rireki_no"):
+                conflicts.append(
+                    {
+                        "atena_no": p.get("atena_no"),
+                        "base_rireki_no": p.get("rireki_no"),
+                        "now_rireki_no": cur[0] if cur else None,
+                    }
+                )
+        conn.execute(
+            "INSERT INTO intake (id, node_id, type, received_at, record, status, conflicts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                rid,
+                node_id,
+                kind,
+                utcnow(),
+                json.dumps(payload, ensure_ascii=False),
+                "conflict" if conflicts else "received",
+                json.dumps(conflicts, ensure_ascii=False),
+            ),
+        )
+        if conflicts:
+            raise Conflict(f"{len(conflicts)} 人の記録が受付後にデータセンターで変わっています: 確認が必要です")
     elif item["kind"] == "audit":
         # the node's own audit chain, anchored here: each entry must link to the one before it
         seq, prev = payload.get("seq"), payload.get("prev")
@@ -268,6 +318,8 @@ def _receive_one(
             raise Rejected("the chain to the previous item is broken (an item was removed or altered)")
         _check_content(item)
         _apply(conn, node_id, item, changes)
+    except Conflict as exc:
+        status, reason = "conflict", str(exc)  # the intake row stays: it is the conflict to resolve
     except Rejected as exc:
         conn.execute("ROLLBACK TO item")
         status, reason = "rejected", str(exc)
@@ -381,3 +433,55 @@ def csv_rows(rows: list[dict[str, Any]]) -> Iterator[list[str]]:
             "findings": len(r["findings"]),
         }
         yield ["" if values[k] is None else str(values[k]) for k in CSV_COLUMNS]
+
+
+def intakes(tenant: TenantDB) -> list[dict[str, Any]]:
+    """Every 届出受付 received, with its status (received, conflict, accepted, rejected)."""
+    conn = tenant.connect()
+    try:
+        conn.executescript(SQL)
+        rows = conn.execute(
+            "SELECT id, node_id, type, received_at, record, status, conflicts, note, resolved_by, resolved_at"
+            " FROM intake ORDER BY received_at, id"
+        ).fetchall()
+    finally:
+        conn.close()
+    keys = (
+        "id",
+        "node_id",
+        "type",
+        "received_at",
+        "record",
+        "status",
+        "conflicts",
+        "note",
+        "resolved_by",
+        "resolved_at",
+    )
+    out = []
+    for r in rows:
+        d = dict(zip(keys, r, strict=True))
+        d["record"], d["conflicts"] = json.loads(d["record"]), json.loads(d["conflicts"])
+        out.append(d)
+    return out
+
+
+def resolve(tenant: TenantDB, intake_id: str, accept: bool, note: str, by: str) -> None:
+    """A person at the datacenter decides an intake (after keying it in, or refusing it)."""
+    if not note.strip():
+        raise Rejected("a decision needs a note saying why")
+    conn = tenant.connect()
+    try:
+        conn.executescript(SQL)
+        with write_tx(conn):
+            row = conn.execute("SELECT status FROM intake WHERE id = ?", (intake_id,)).fetchone()
+            if row is None:
+                raise Rejected(f"no 届出受付 {intake_id}")
+            if row[0] in ("accepted", "rejected"):
+                raise Rejected(f"届出受付 {intake_id} was already decided ({row[0]})")
+            conn.execute(
+                "UPDATE intake SET status = ?, note = ?, resolved_by = ?, resolved_at = ? WHERE id = ?",
+                ("accepted" if accept else "rejected", note, by, utcnow(), intake_id),
+            )
+    finally:
+        conn.close()

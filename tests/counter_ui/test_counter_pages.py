@@ -208,3 +208,25 @@ def test_guessing_a_supervisors_password_in_the_approval_box_locks_it(counter: C
     assert r.status_code == 422, "the right password must not work once the account is locked"
     kinds = [e["kind"] for e in AuditLog(counter.data / "node.db").entries()]
     assert "lockout" in kinds and "issue" not in kinds
+
+
+def test_a_removal_notice_is_taken_in_and_queued_without_touching_the_replica(counter: Counter) -> None:
+    counter.login("tanaka")
+    before = counter.client.get(f"/person/{counter.atena}").text
+    page = counter.client.get(f"/intake/{counter.atena}")
+    assert page.status_code == 200 and "受付のみ" in page.text
+    form = {
+        "csrf": form_csrf(page.text),
+        "type": "転出届",
+        "person": [counter.atena],
+        "date": "令和8年12月1日",
+        "new_address": "福岡県福岡市中央区天神1丁目1番1号",
+        "notifier": "本人",
+    }
+    r = counter.client.post(f"/intake/{counter.atena}", data=form)
+    assert r.status_code == 200 and "受け付けました" in r.text
+    assert counter.client.get(f"/person/{counter.atena}").text == before  # the replica did not change
+    st = counter.client.get("/api/status").json()
+    assert st["queue"]["by_state"]["pending"] >= 1
+    bad = {**form, "csrf": form_csrf(r.text), "new_address": ""}
+    assert counter.client.post(f"/intake/{counter.atena}", data=bad).status_code == 422

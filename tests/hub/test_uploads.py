@@ -141,3 +141,59 @@ def test_a_change_committed_before_the_issue_but_after_the_printed_cursor_is_a_f
     (finding,) = rows["iss-1"]["findings"]  # person 2 moved at seq 4, before the certificate was issued
     assert finding["seq"] == 4 and finding["reason"] == "転居" and finding["printed_rireki_no"] == 1
     assert rows["iss-1"]["notify"] is True and rows["iss-0"]["notify"] is False
+
+
+def _intake_items(tmp_path: Path, persons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    conn = open_db(tmp_path / "node.db", outbox.SQL)
+    with write_tx(conn):
+        item = outbox.append_in(
+            conn,
+            "honcho-1",
+            "intake",
+            "tanaka",
+            {
+                "id": "in-1",
+                "type": "転居届",
+                "persons": persons,
+                "date": "令和8年12月1日",
+                "new_address": "門川町大字川内1番地",
+                "notifier": "本人",
+            },
+            {"cursor": 3},
+        )
+    conn.close()
+    return [item]
+
+
+def test_an_intake_on_a_record_changed_since_is_opened_as_a_conflict(tenant: Any, tmp_path: Path) -> None:
+    from edgenode.hub.uploads import intakes, resolve
+    from tests.hub.test_store import _commit_people
+    from tests.records import person
+
+    _commit_people(tenant, 1, 2)
+    moved = {
+        **person(2, household=2),
+        "address": "宮崎県東臼杵郡門川町大字川内",
+        "change_reason": "転居",
+        "change_class": "修正",
+    }
+    conn = tenant.connect()
+    conn.execute("BEGIN IMMEDIATE")
+    tenant.commit_in(conn, [("転居", tenant.records_to_ops(conn, [moved]))])
+    conn.execute("COMMIT")
+    conn.close()
+    items = _intake_items(
+        tmp_path,
+        [{"atena_no": person(1)["atena_no"], "rireki_no": 1}, {"atena_no": person(2)["atena_no"], "rireki_no": 1}],
+    )
+    (v,) = receive(tenant, "honcho-1", items)
+    assert v["status"] == "conflict"
+    assert receive(tenant, "honcho-1", items)[0]["status"] == "conflict"  # re-sent: same answer, no second row
+    (row,) = intakes(tenant)
+    assert row["status"] == "conflict" and [c["atena_no"] for c in row["conflicts"]] == [person(2)["atena_no"]]
+    with pytest.raises(Exception, match="note"):
+        resolve(tenant, "in-1", True, " ", "yamada")
+    resolve(tenant, "in-1", True, "川内への転居を入力済み", "yamada")
+    assert intakes(tenant)[0]["status"] == "accepted"
+    with pytest.raises(Exception, match="already decided"):
+        resolve(tenant, "in-1", False, "やはり却下", "yamada")
