@@ -311,23 +311,34 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
 
     # ------------------------------------------------------------ 届出受付 (intake only)
 
-    @requires(*CLERKS)
-    async def intake_page(request: Request) -> HTMLResponse:
-        atena = request.path_params["atena"]
+    async def intake_form(
+        request: Request, atena: str, values: dict[str, Any], error: str = "", done: str = "", status_code: int = 200
+    ) -> HTMLResponse:
         try:
-            person, members, _ = await run_in_threadpool(service.household_of, atena)
+            person, members, restrictions = await run_in_threadpool(service.household_of, atena)
         except EdgenodeError as exc:
             return await page(request, "error.html", 404, message=str(exc))
+        if any("照会" in r.get("processes", []) for r in restrictions):
+            # the form lists the household: not for a person whose 照会 is restricted
+            return await page(
+                request, "error.html", 403, message="この方には照会の制限があります。監督者に相談してください。"
+            )
         return await page(
             request,
             "intake.html",
+            status_code,
             person=person,
             members=order(members),
             types=INTAKE_TYPES,
-            values={"person": [atena]},
-            error="",
-            done="",
+            values=values,
+            error=error,
+            done=done,
         )
+
+    @requires(*CLERKS)
+    async def intake_page(request: Request) -> HTMLResponse:
+        atena = request.path_params["atena"]
+        return await intake_form(request, atena, {"person": [atena]})
 
     @requires(*CLERKS)
     async def intake_submit(request: Request) -> HTMLResponse:
@@ -338,33 +349,12 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         fields = {k: str(form.get(k) or "") for k in ("date", "new_address", "notifier", "note")}
         persons = [p for p in form.getlist("person") if isinstance(p, str)]
         kind = str(form.get("type") or "")
-        values: dict[str, Any] = {**fields, "type": kind, "person": persons}
         try:
-            person, members, _ = await run_in_threadpool(service.household_of, atena)
             done = await run_in_threadpool(service.intake, atena, kind, persons, fields, user.name)
         except EdgenodeError as exc:
-            person, members, _ = await run_in_threadpool(service.household_of, atena)
-            return await page(
-                request,
-                "intake.html",
-                422,
-                person=person,
-                members=order(members),
-                types=INTAKE_TYPES,
-                values=values,
-                error=str(exc),
-                done="",
-            )
-        return await page(
-            request,
-            "intake.html",
-            person=person,
-            members=order(members),
-            types=INTAKE_TYPES,
-            values={"person": []},
-            error="",
-            done=done,
-        )
+            values: dict[str, Any] = {**fields, "type": kind, "person": persons}
+            return await intake_form(request, atena, values, str(exc), status_code=422)
+        return await intake_form(request, atena, {"person": []}, done=done)
 
     # ------------------------------------------------------------ the day's list and 処分
 

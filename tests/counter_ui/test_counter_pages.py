@@ -189,6 +189,7 @@ def test_a_household_under_support_measures_cannot_get_a_certificate(tmp_path: P
         assert rec["address"] not in page and "照会の制限" in page
         hits = c.client.get("/", params={"q": c.atena}).text
         assert "（照会制限）" in hits and rec["address"] not in hits
+        assert c.client.get(f"/intake/{c.atena}").status_code == 403  # the intake form lists the household
         r = c.client.post(f"/request/{c.atena}/issue", data=c.request_form())
         assert r.status_code == 422 and "支援措置" in r.text
         assert not any(e["kind"] == "issue" for e in AuditLog(c.data / "node.db").entries())
