@@ -7,7 +7,7 @@
    committing 異動 (5 a second), which the same run applies. Reported: drain time and items/s,
    on loopback and through the WAN emulator capped at 48,000 B/s. Baseline: the capped run
    against the time the bytes it sent would take at exactly 48,000 B/s (the link's floor).
-   (届出受付 intake is not built yet, so the day has certificates and audit events only.)
+   The day also holds 200 届出 taken in at the counter (`--certs` / 10) and their audit entries.
 2. Reconciliation: 10,000 交付記録 (`--records`) against a day of 300 異動 after their cursor,
    received by `edgenode.hub.uploads.receive` in batches of 500. Baseline: the same findings
    computed by scanning the change log once per record (measured on 500 records, scaled).
@@ -71,6 +71,23 @@ def queue_day(node: Path, node_id: str, n: int, rng: random.Random) -> None:
         with write_tx(db):
             outbox.append_in(db, node_id, "issuance", "tanaka", record, replica)
         audit.append("issue", "tanaka", {"id": record["id"], "subjects": [p["atena_no"]]})
+    for i in range(n // 10):  # and a tenth as many 届出 taken in at the counter
+        p = rng.choice(people)
+        intake = {
+            "id": f"intake-{i:05d}",
+            "type": rng.choice(["転居届", "転出届"]),
+            "received_at": utcnow(),
+            "clerk": "tanaka",
+            "node_id": node_id,
+            "persons": [{"atena_no": p["atena_no"], "rireki_no": p["rireki_no"]}],
+            "date": "令和8年12月1日",
+            "new_address": f"{NAME}大字川内{i}番地",
+            "notifier": "本人",
+            "note": "",
+        }
+        with write_tx(db):
+            outbox.append_in(db, node_id, "intake", "tanaka", intake, {"cursor": cursor})
+        audit.append("intake", "tanaka", {"id": intake["id"]})
     db.close()
 
 
@@ -97,7 +114,7 @@ def drain(root: Path, residents: int, certs: int) -> None:
             stop_sim.set()
             sim.join()
             assert code == 0, err
-            items = 2 * certs
+            items = 2 * certs + 2 * (certs // 10)
             floor = up / 48_000 if capped else 0.0
             rows.append(
                 [
@@ -113,7 +130,8 @@ def drain(root: Path, residents: int, certs: int) -> None:
     finally:
         stop(proc)
     table(
-        f"Draining a day's offline work ({certs:,} 交付記録 + {certs:,} audit entries; the hub commits 5 異動/s)",
+        f"Draining a day's offline work ({certs:,} 交付記録, {certs // 10:,} 届出 and their audit entries;"
+        " the hub commits 5 異動/s)",
         ["link", "items", "drain s", "items/s", "bytes up", "floor s", "x floor"],
         rows,
     )
