@@ -13,6 +13,8 @@ from edgenode import outbox
 from edgenode.durable import open_db, write_tx
 from edgenode.hub.store import HubStore
 from edgenode.hub.uploads import issuances, item_hash, receive
+from tests.outbox_items import queue_issuances
+from tests.records import person
 
 LG = "454214"
 
@@ -25,22 +27,22 @@ def tenant(tmp_path: Path) -> Any:
 
 
 def _queue(tmp_path: Path, n: int, node: str = "honcho-1") -> list[dict[str, Any]]:
-    conn = open_db(tmp_path / "node.db", outbox.SQL)
-    items = []
-    with write_tx(conn):
-        for i in range(n):
-            payload = {
-                "id": f"iss-{node}-{i}",
-                "issued_at": "2026-11-27T01:00:00.000000Z",
-                "day": "2026-11-27",
-                "kind": "住民票の写し",
-                "requester": "本人",
-                "subjects": [],
-                "replica": {"cursor": 0},
-            }
-            items.append(outbox.append_in(conn, node, "issuance", "tanaka", payload, {"cursor": 0}))
+    return queue_issuances(tmp_path / "node.db", n, node)
+
+
+def _move_person_2(tenant: Any) -> None:
+    """The datacenter records a 転居 of person 2 (a new 履歴番号)."""
+    moved = {
+        **person(2, household=2),
+        "address": "宮崎県東臼杵郡門川町大字川内",
+        "change_reason": "転居",
+        "change_class": "修正",
+    }
+    conn = tenant.connect()
+    conn.execute("BEGIN IMMEDIATE")
+    tenant.commit_in(conn, [("転居", tenant.records_to_ops(conn, [moved]))])
+    conn.execute("COMMIT")
     conn.close()
-    return items
 
 
 def test_each_item_takes_effect_once_however_often_it_is_sent(tenant: Any, tmp_path: Path) -> None:
@@ -94,20 +96,9 @@ def test_a_change_committed_before_the_issue_but_after_the_printed_cursor_is_a_f
     tenant: Any, tmp_path: Path
 ) -> None:
     from tests.hub.test_store import _commit_people
-    from tests.records import person
 
     _commit_people(tenant, 1, 3)  # seq 1-3: three people move in
-    moved = {
-        **person(2, household=2),
-        "address": "宮崎県東臼杵郡門川町大字川内",
-        "change_reason": "転居",
-        "change_class": "修正",
-    }
-    conn = tenant.connect()
-    conn.execute("BEGIN IMMEDIATE")
-    tenant.commit_in(conn, [("転居", tenant.records_to_ops(conn, [moved]))])  # seq 4
-    conn.execute("COMMIT")
-    conn.close()
+    _move_person_2(tenant)  # seq 4
     conn = open_db(tmp_path / "node.db", outbox.SQL)
     with write_tx(conn):
         items = [
@@ -168,20 +159,9 @@ def _intake_items(tmp_path: Path, persons: list[dict[str, Any]]) -> list[dict[st
 def test_an_intake_on_a_record_changed_since_is_opened_as_a_conflict(tenant: Any, tmp_path: Path) -> None:
     from edgenode.hub.uploads import intakes, resolve
     from tests.hub.test_store import _commit_people
-    from tests.records import person
 
     _commit_people(tenant, 1, 2)
-    moved = {
-        **person(2, household=2),
-        "address": "宮崎県東臼杵郡門川町大字川内",
-        "change_reason": "転居",
-        "change_class": "修正",
-    }
-    conn = tenant.connect()
-    conn.execute("BEGIN IMMEDIATE")
-    tenant.commit_in(conn, [("転居", tenant.records_to_ops(conn, [moved]))])
-    conn.execute("COMMIT")
-    conn.close()
+    _move_person_2(tenant)
     items = _intake_items(
         tmp_path,
         [{"atena_no": person(1)["atena_no"], "rireki_no": 1}, {"atena_no": person(2)["atena_no"], "rireki_no": 1}],

@@ -10,10 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from edgenode import outbox
-from edgenode.durable import open_db, write_tx
 from edgenode.sync.nodeconfig import write_certs_template
 from tests.integration.conftest import CLI, LG, HubProc, make_node, run, running_hub, sql_value
+from tests.outbox_items import queue_issuances
 
 
 def _status(node: Path) -> dict:  # type: ignore[type-arg]
@@ -66,29 +65,11 @@ def test_an_offline_issuance_reaches_the_hub_once_with_its_findings(hub: HubProc
     assert held == n_node
 
 
-def _queue(node: Path, n: int) -> None:
-    conn = open_db(node / "node.db", outbox.SQL)
-    with write_tx(conn):
-        for i in range(n):
-            payload = {
-                "id": f"iss-{i:05d}",
-                "issued_at": "2026-11-27T01:00:00.000000Z",
-                "day": "2026-11-27",
-                "kind": "住民票の写し",
-                "requester": "本人",
-                "subjects": [],
-                "replica": {"cursor": 0},
-                "pad": "x" * 2000,
-            }
-            outbox.append_in(conn, "honcho-1", "issuance", "tanaka", payload, {"cursor": 0})
-    conn.close()
-
-
 def test_kill_9_of_node_and_hub_during_upload_leaves_every_item_exactly_once(tmp_path: Path) -> None:
     with running_hub(tmp_path, residents=200) as hub:
         node = make_node(tmp_path, hub.url, hub.token("honcho-1"), "honcho-1")
         run("node", "sync", "--data", str(node), "--once")
-        _queue(node, 3000)
+        queue_issuances(node / "node.db", 3000, pad=2000)
         rng = random.Random(5)
         kills = 0
         progress: list[int] = []
