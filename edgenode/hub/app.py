@@ -98,6 +98,26 @@ def _int_param(request: Request, name: str, default: int | None = None, lo: int 
     return value
 
 
+async def json_body(request: Request, limit: int, what: str) -> dict[str, Any]:
+    """A request body that must be one JSON object of at most `limit` bytes (zstd allowed)."""
+    body = await request.body()
+    if len(body) > limit:
+        raise HTTPException(413, f"{what} too large")
+    if request.headers.get("content-encoding") == "zstd":
+        try:
+            raw_size = int(request.headers.get("x-edgenode-raw-size", "-1"))
+            body = wire.decompress_bounded(body, raw_size, limit * 8)
+        except (ValueError, WireError) as exc:
+            raise HTTPException(400, f"{what} does not decompress: {exc}") from exc
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, f"{what} is not JSON") from exc
+    if not isinstance(doc, dict):
+        raise HTTPException(400, f"{what} must be a JSON object")
+    return doc
+
+
 def create_app(store: HubStore, settings: Settings) -> Starlette:
     """Build the hub's Starlette application over `store`."""
     key = store.key()
@@ -204,15 +224,7 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
     async def heartbeat(request: Request) -> JSONResponse:
         lg_code = request.path_params["lg_code"]
         _, node_id = await authorize(request, lg_code)
-        body = await request.body()
-        if len(body) > MAX_HEARTBEAT:
-            raise HTTPException(413, "heartbeat too large")
-        try:
-            status = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HTTPException(400, "heartbeat is not JSON") from exc
-        if not isinstance(status, dict):
-            raise HTTPException(400, "heartbeat must be a JSON object")
+        status = await json_body(request, MAX_HEARTBEAT, "heartbeat")
         await run_in_threadpool(store.record_heartbeat, lg_code, node_id, status)
         head = await run_in_threadpool(store.tenant(lg_code).head)
         return JSONResponse({"ok": True, "head_seq": head})
@@ -220,20 +232,8 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
     async def uploads(request: Request) -> JSONResponse:
         lg_code = request.path_params["lg_code"]
         _, node_id = await authorize(request, lg_code)
-        body = await request.body()
-        if len(body) > MAX_UPLOAD:
-            raise HTTPException(413, "upload too large: send fewer items at once")
-        if request.headers.get("content-encoding") == "zstd":
-            try:
-                raw_size = int(request.headers.get("x-edgenode-raw-size", "-1"))
-                body = wire.decompress_bounded(body, raw_size, MAX_UPLOAD * 8)
-            except (ValueError, WireError) as exc:
-                raise HTTPException(400, f"upload does not decompress: {exc}") from exc
-        try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HTTPException(400, "upload is not JSON") from exc
-        if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        doc = await json_body(request, MAX_UPLOAD, "upload")
+        if not isinstance(doc.get("items"), list):
             raise HTTPException(400, "upload must be an object with an items list")
         if doc.get("node_id") != node_id:
             raise HTTPException(403, "this token belongs to another node")

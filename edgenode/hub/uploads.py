@@ -345,17 +345,22 @@ def _receive_one(
     return {"key": key, "status": status, "reason": reason}
 
 
-def issuances(tenant: TenantDB) -> list[dict[str, Any]]:
-    """Every issuance record received, with its findings, oldest first."""
+def _read(tenant: TenantDB, query: str) -> list[Any]:
     conn = tenant.connect()
     try:
         conn.executescript(SQL)
-        rows = conn.execute(
-            "SELECT id, node_id, issued_at, record, findings, voided_at, void_reason, received_at"
-            " FROM issuance_record ORDER BY issued_at, id"
-        ).fetchall()
+        return conn.execute(query).fetchall()
     finally:
         conn.close()
+
+
+def issuances(tenant: TenantDB) -> list[dict[str, Any]]:
+    """Every issuance record received, with its findings, oldest first."""
+    rows = _read(
+        tenant,
+        "SELECT id, node_id, issued_at, record, findings, voided_at, void_reason, received_at"
+        " FROM issuance_record ORDER BY issued_at, id",
+    )
     out = []
     for r in rows:
         record = json.loads(r[3])
@@ -437,15 +442,11 @@ def csv_rows(rows: list[dict[str, Any]]) -> Iterator[list[str]]:
 
 def intakes(tenant: TenantDB) -> list[dict[str, Any]]:
     """Every 届出受付 received, with its status (received, conflict, accepted, rejected)."""
-    conn = tenant.connect()
-    try:
-        conn.executescript(SQL)
-        rows = conn.execute(
-            "SELECT id, node_id, type, received_at, record, status, conflicts, note, resolved_by, resolved_at"
-            " FROM intake ORDER BY received_at, id"
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = _read(
+        tenant,
+        "SELECT id, node_id, type, received_at, record, status, conflicts, note, resolved_by, resolved_at"
+        " FROM intake ORDER BY received_at, id",
+    )
     keys = (
         "id",
         "node_id",
