@@ -47,6 +47,11 @@ from edgenode.sync.syncer import node_status
 JST = zoneinfo.ZoneInfo("Asia/Tokyo")
 #: 届出 the counter takes in offline (intake only; the registry changes at the datacenter).
 INTAKE_TYPES = ("転居届", "転出届")
+#: 転入届 has no record to start from: it is taken in on a form of its own (`intake_newcomers`).
+MOVE_IN = "転入届"
+#: newcomer fields a 転入届 asks for (the form's names), and the most newcomers one 届出 takes
+NEWCOMER_FIELDS = ("name", "kana", "birth_date", "sex", "relationship")
+MAX_NEWCOMERS = 8
 CERTS_CONFIG = "certs.toml"
 
 SQL = """
@@ -388,15 +393,102 @@ class IssuanceService:
             "notifier": fields["notifier"].strip(),
             "note": fields.get("note", "").strip()[:500],
         }
-        base = {"cursor": int(meta["cursor"]), "chain": meta["chain"]}
+        payload["newcomers"] = []
+        return self._queue_intake(payload, meta, clerk)
+
+    def intake_newcomers(
+        self, join: str | None, newcomers: list[dict[str, str]], fields: dict[str, str], clerk: str
+    ) -> str:
+        """Accept a 転入届 as intake only: people moving in, alone or into an existing household.
+
+        What was typed is kept exactly as typed (氏名 byte-exact); the birth date must read as one
+        day (和暦 or 西暦) and is also stored as ISO for the datacenter's duplicate check. When the
+        newcomers join a household, its members' 履歴番号 as seen here are the base version.
+        """
+        from edgenode.search import QueryError
+        from edgenode.search.birth import parse_birth
+
+        people = [n for n in newcomers if any(str(n.get(k, "")).strip() for k in NEWCOMER_FIELDS)]
+        if not people:
+            raise RuleViolation("転入する方を1人以上入力してください。")
+        if len(people) > MAX_NEWCOMERS:
+            raise RuleViolation(f"一度に受け付けられるのは {MAX_NEWCOMERS} 人までです。")
+        clean: list[dict[str, str]] = []
+        for i, n in enumerate(people, 1):
+            name, birth = str(n.get("name", "")).strip(), str(n.get("birth_date", "")).strip()
+            if not name or len(name) > 100:
+                raise RuleViolation(f"{i}人目：氏名を 100 字以内で入力してください。")
+            try:
+                born = parse_birth(birth)
+            except QueryError as exc:
+                raise RuleViolation(f"{i}人目：生年月日が読めません（{exc}）。例：平成2年4月1日") from exc
+            if not born.is_day:
+                raise RuleViolation(f"{i}人目：生年月日は年月日まで入力してください。")
+            sex = str(n.get("sex", "")).strip()
+            if sex not in ("男", "女"):
+                raise RuleViolation(f"{i}人目：性別を選んでください。")
+            kana, rel = str(n.get("kana", "")).strip(), str(n.get("relationship", "")).strip()
+            if len(kana) > 100 or len(rel) > 20:
+                raise RuleViolation(f"{i}人目：フリガナは 100 字、続柄は 20 字以内で入力してください。")
+            clean.append(
+                {
+                    "name": name,
+                    "kana": kana,
+                    "birth_date": birth,
+                    "birth_date_iso": born.first.isoformat(),
+                    "sex": sex,
+                    "relationship": rel,
+                }
+            )
+        for key in ("date", "prior_address", "new_address", "notifier"):
+            value = fields.get(key, "").strip()
+            if not value or len(value) > 200:
+                raise RuleViolation("異動日・前住所・新しい住所・届出人を 200 字以内で入力してください。")
+        members: list[dict[str, Any]] = []
+        if join:
+            _, members, restrictions = self.household_of(join)
+            if self.blocking_restrictions(members, [r for r in restrictions if "異動入力" in r.get("processes", [])]):
+                raise RuleViolation("加わる世帯に異動入力の制限があります。データセンターで受け付けてください。")
+            members = [m for m in members if m["status"] == "住民"]
+        with self.replica.session() as conn:
+            meta = Replica.meta(conn)
+        payload = {
+            "id": secrets.token_hex(16),
+            "type": MOVE_IN,
+            "received_at": utcnow(),
+            "clerk": clerk,
+            "node_id": self.settings["node_id"],
+            "persons": [{"atena_no": m["atena_no"], "rireki_no": m["rireki_no"]} for m in members],
+            "household_no": members[0]["household_no"] if members else None,
+            "newcomers": clean,
+            "date": fields["date"].strip(),
+            "prior_address": fields["prior_address"].strip(),
+            "new_address": fields["new_address"].strip(),
+            "notifier": fields["notifier"].strip(),
+            "note": fields.get("note", "").strip()[:500],
+        }
+        return self._queue_intake(payload, meta, clerk)
+
+    def _queue_intake(self, payload: dict[str, Any], meta: dict[str, str], clerk: str) -> str:
+        base = {
+            "cursor": int(meta["cursor"]),
+            "chain": meta["chain"],
+            "as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at"),
+        }
         conn = self._db()
         try:
             with write_tx(conn):
                 outbox.append_in(conn, self.settings["node_id"], "intake", clerk, payload, base)
         finally:
             conn.close()
-        self.audit.append("intake", clerk, {"id": intake_id, "type": kind, "persons": [m["atena_no"] for m in chosen]})
-        return intake_id
+        detail = {
+            "id": payload["id"],
+            "type": payload["type"],
+            "persons": [p["atena_no"] for p in payload["persons"]],
+            "newcomers": len(payload["newcomers"]),
+        }
+        self.audit.append("intake", clerk, detail)
+        return str(payload["id"])
 
     def counts(self) -> tuple[int, int]:
         """(issuances ever recorded here, of which voided): for metrics."""

@@ -6,9 +6,16 @@ by hash in sequence order (see `edgenode.hub.uploads`), carry an idempotency key
 actor, the time, the replica position the work was based on, and the schema they were written
 under. Upload is at-least-once; the hub's ledger makes it exactly-once in effect.
 
-States: pending → accepted | conflict (taken in, but a person at the datacenter must decide it)
-| rejected (with the hub's reason; quarantined, never retried, and never blocking the items
-behind it). An item the hub has not answered stays pending.
+States: pending → sent (in a request the hub has not answered yet; sent again with the next
+upload) → accepted | conflict (taken in, but a person at the datacenter must decide it) |
+rejected (with the hub's reason; quarantined, never retried, and never blocking the items
+behind it).
+
+Schema history (``schema`` in every item; the hub upgrades older items, see
+`edgenode.hub.uploads.upgrade`):
+1. the first queue format.
+2. a 届出受付 (``intake``) carries the as-of time of the data the clerk saw in ``base.as_of``,
+   and ``payload.newcomers`` (the people a 転入届 brings in; empty for 転居届/転出届).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import secrets
 import sqlite3
 from typing import Any
 
-from edgenode.durable import open_db, utcnow
+from edgenode.durable import open_db, utcnow, write_tx
 from edgenode.wire import canonical_bytes
 
 SQL = """
@@ -36,9 +43,11 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
 """
-SCHEMA = 1
+SCHEMA = 2
 GENESIS = "0" * 64
-STATES = ("pending", "accepted", "conflict", "rejected")
+STATES = ("pending", "sent", "accepted", "conflict", "rejected")
+#: states still waiting for the hub's verdict
+WAITING = ("pending", "sent")
 
 
 def append_in(
@@ -77,11 +86,22 @@ class Outbox:
         return open_db(self.path, SQL)
 
     def pending(self, limit: int = 200) -> list[dict[str, Any]]:
-        """The oldest items the hub has not accepted or rejected yet, in sequence order."""
+        """The oldest items the hub has not given a verdict on yet (pending or sent), in order."""
         conn = self._db()
         try:
-            rows = conn.execute("SELECT item FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?", (limit,))
+            rows = conn.execute(
+                "SELECT item FROM outbox WHERE state IN ('pending', 'sent') ORDER BY seq LIMIT ?", (limit,)
+            )
             return [json.loads(r[0]) for r in rows]
+        finally:
+            conn.close()
+
+    def mark_sent(self, keys: list[str]) -> None:
+        """Note that these items are on their way (one small transaction before each upload)."""
+        conn = self._db()
+        try:
+            with write_tx(conn):
+                conn.executemany("UPDATE outbox SET state = 'sent' WHERE key = ? AND state = 'pending'", [(k,) for k in keys])
         finally:
             conn.close()
 
@@ -103,7 +123,8 @@ class Outbox:
                 if state is None:
                     continue  # unknown answer: keep it pending
                 conn.execute(
-                    "UPDATE outbox SET state = ?, reason = ?, acked_at = ? WHERE key = ? AND state = 'pending'",
+                    "UPDATE outbox SET state = ?, reason = ?, acked_at = ?"
+                    " WHERE key = ? AND state IN ('pending', 'sent')",
                     (state, r.get("reason"), utcnow(), r.get("key")),
                 )
             conn.execute("COMMIT")
@@ -116,7 +137,9 @@ class Outbox:
         conn = self._db()
         try:
             by_state = dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
-            oldest = conn.execute("SELECT min(created_at) FROM outbox WHERE state = 'pending'").fetchone()[0]
+            oldest = conn.execute(
+                "SELECT min(created_at) FROM outbox WHERE state IN ('pending', 'sent')"
+            ).fetchone()[0]
         finally:
             conn.close()
         return {"by_state": {s: int(by_state.get(s, 0)) for s in STATES}, "oldest_pending_at": oldest}

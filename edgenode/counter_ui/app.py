@@ -28,7 +28,7 @@ from edgenode.certs.errors import CertError
 from edgenode.certs.model import CertRequest, Kind, Layout, Omission, Requester, Scope
 from edgenode.counter_ui.auth import Auth, AuthConfig, public, requires
 from edgenode.errors import EdgenodeError
-from edgenode.issuance import INTAKE_TYPES, JST, Approval, IssuanceService
+from edgenode.issuance import INTAKE_TYPES, JST, MAX_NEWCOMERS, NEWCOMER_FIELDS, Approval, IssuanceService
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
 from edgenode.metrics import NodeCollector
 from edgenode.metrics import render as render_metrics
@@ -356,6 +356,56 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
             return await intake_form(request, atena, values, str(exc), status_code=422)
         return await intake_form(request, atena, {"person": []}, done=done)
 
+    async def move_in_form(
+        request: Request, values: dict[str, Any], error: str = "", done: str = "", status_code: int = 200
+    ) -> HTMLResponse:
+        join = str(values.get("join") or "")
+        head = None
+        if join:
+            try:
+                _person, members, restrictions = await run_in_threadpool(service.household_of, join)
+            except EdgenodeError as exc:
+                return await page(request, "error.html", 404, message=str(exc))
+            if any("照会" in r.get("processes", []) for r in restrictions):
+                return await page(
+                    request, "error.html", 403, message="この世帯には照会の制限があります。監督者に相談してください。"
+                )
+            head = next((m for m in order(members) if m["status"] == "住民"), None)
+        rows = list(values.get("newcomers") or [])
+        rows += [{}] * max(0, 4 - len(rows))
+        return await page(
+            request,
+            "intake_new.html",
+            status_code,
+            join=join,
+            head=head,
+            rows=rows[:MAX_NEWCOMERS],
+            values=values,
+            error=error,
+            done=done,
+        )
+
+    @requires(*CLERKS)
+    async def move_in_page(request: Request) -> HTMLResponse:
+        return await move_in_form(request, {"join": request.query_params.get("join", "")[:20]})
+
+    @requires(*CLERKS)
+    async def move_in_submit(request: Request) -> HTMLResponse:
+        form = await request.form()
+        user = Auth.current_user(request)
+        assert user is not None
+        fields = {k: str(form.get(k) or "") for k in ("date", "prior_address", "new_address", "notifier", "note", "join")}
+        columns = {k: [str(v) for v in form.getlist(k)] for k in NEWCOMER_FIELDS}
+        count = min(max((len(v) for v in columns.values()), default=0), MAX_NEWCOMERS + 1)
+        newcomers = [{k: (columns[k][i] if i < len(columns[k]) else "") for k in NEWCOMER_FIELDS} for i in range(count)]
+        join = fields.pop("join").strip() or None
+        try:
+            done = await run_in_threadpool(service.intake_newcomers, join, newcomers, fields, user.name)
+        except EdgenodeError as exc:
+            values: dict[str, Any] = {**fields, "join": join or "", "newcomers": newcomers}
+            return await move_in_form(request, values, str(exc), status_code=422)
+        return await move_in_form(request, {"join": ""}, done=done)
+
     # ------------------------------------------------------------ the day's list and 処分
 
     @requires(*CLERKS)
@@ -434,6 +484,8 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         Route("/request/{atena}", request_page),
         Route("/request/{atena}/preview", preview, methods=["POST"]),
         Route("/request/{atena}/issue", issue, methods=["POST"]),
+        Route("/intake/new", move_in_page),
+        Route("/intake/new", move_in_submit, methods=["POST"]),
         Route("/intake/{atena}", intake_page),
         Route("/intake/{atena}", intake_submit, methods=["POST"]),
         Route("/issuances", issuances),

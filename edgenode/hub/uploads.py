@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS issuance_record (
 """
 KINDS = ("issuance", "void", "audit", "intake")
 INTAKE_TYPES = ("転居届", "転出届", "転入届")
-SCHEMA = 1
+#: the newest queue schema this hub understands (see `edgenode.outbox` for the history)
+SCHEMA = 2
 GENESIS = "0" * 64
 MAX_ITEMS = 500
 
@@ -122,14 +123,51 @@ def _check_shape(item: Any, node_id: str) -> dict[str, Any]:
     return item
 
 
-def _check_content(item: dict[str, Any]) -> None:
-    """Checks whose failure is recorded in the ledger, so that the chain goes on past the item."""
+def _check_content(item: dict[str, Any]) -> dict[str, Any]:
+    """Checks whose failure is recorded in the ledger, so that the chain goes on past the item.
+
+    Returns the item upgraded to the current schema (the ledger keeps it as it was sent).
+    """
     if item_hash(item) != item["hash"]:
         raise Rejected("item hash does not match its content (altered in the queue or on the way)")
     if item["schema"] > SCHEMA:
         raise Rejected(f"item schema {item['schema']} is newer than this hub understands ({SCHEMA})")
     if item["kind"] not in KINDS:
         raise Rejected(f"unknown item kind {item['kind']!r}")
+    return upgrade(item)
+
+
+def _upgrade_1_to_2(item: dict[str, Any]) -> dict[str, Any]:
+    # schema 2 added 転入届 (payload.newcomers) and the as-of time of an intake's base data
+    if item["kind"] != "intake":
+        return item
+    payload, base = dict(item["payload"]), dict(item["base"])
+    if payload.get("type") not in ("転居届", "転出届"):
+        raise Rejected(f"schema 1 had no 届出 of type {payload.get('type')!r}; the item cannot be upgraded")
+    if "newcomers" in payload:
+        raise Rejected("a schema 1 item cannot carry newcomers (schema 2 field): written by a faulty node")
+    payload["newcomers"] = []
+    base.setdefault("as_of", None)  # not recorded under schema 1: unknown, shown as such
+    return {**item, "payload": payload, "base": base}
+
+
+#: schema N → N+1, applied in turn until the item is at `SCHEMA`
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2}
+
+
+def upgrade(item: dict[str, Any]) -> dict[str, Any]:
+    """Bring an item written under an older schema up to `SCHEMA`, or raise `Rejected` (quarantine).
+
+    A node may have queued items offline across a hub upgrade; they must still drain. Items the
+    upgrade cannot carry over are quarantined with a reason a person can act on, never guessed.
+    """
+    version = item["schema"]
+    if version < 1:
+        raise Rejected(f"item schema {version} is not a schema edgenode ever wrote")
+    while version < SCHEMA:
+        item = {**UPGRADES[version](item), "schema": version + 1}
+        version += 1
+    return item
 
 
 class ChangeIndex:
@@ -204,7 +242,7 @@ def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any], changes
         rid, kind = payload.get("id"), payload.get("type")
         if not isinstance(rid, str) or not rid or kind not in INTAKE_TYPES:
             raise Rejected("届出受付 without an id or of an unknown type")
-        conflicts = []
+        conflicts = _move_in_conflicts(conn, payload) if kind == "転入届" else []
         for p in payload.get("persons", []):
             cur = conn.execute("SELECT rireki_no FROM person WHERE atena_no = ?", (p.get("atena_no"),)).fetchone()
             if cur is None or cur[0] != p.get("rireki_no"):
@@ -264,6 +302,35 @@ def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any], changes
         )
 
 
+def _move_in_conflicts(conn: sqlite3.Connection, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A 転入届's newcomers who may already be in the registry (keyed at the datacenter already,
+    or a 再転入 of someone with a 除票): same birth date and the same 氏名 or フリガナ."""
+    from edgenode.search.kana import fold_kana
+
+    newcomers = payload.get("newcomers")
+    if not isinstance(newcomers, list) or not newcomers:
+        raise Rejected("転入届 without newcomers")
+    found = []
+    for i, n in enumerate(newcomers):
+        if not isinstance(n, dict) or not all(isinstance(n.get(k), str) for k in ("name", "kana", "birth_date_iso")):
+            raise Rejected(f"転入届 newcomer {i + 1} is malformed")
+        kana = fold_kana(n["kana"]) if n["kana"] else None
+        rows = conn.execute(
+            "SELECT atena_no, status, name, kana FROM person WHERE birth_date_iso = ?", (n["birth_date_iso"],)
+        ).fetchall()
+        for atena_no, status, name, their_kana in rows:
+            if name == n["name"] or (kana and their_kana and fold_kana(their_kana) == kana):
+                found.append(
+                    {
+                        "newcomer": i + 1,
+                        "atena_no": atena_no,
+                        "status": status,
+                        "reason": "同じ生年月日で氏名またはフリガナが同じ記録があります（入力済み・再転入の可能性）",
+                    }
+                )
+    return found
+
+
 def receive(tenant: TenantDB, node_id: str, items: list[Any]) -> list[dict[str, Any]]:
     """Take a batch of items from one node; one verdict per item, in order."""
     conn = tenant.connect()
@@ -316,8 +383,7 @@ def _receive_one(
             raise Rejected(f"item {item['seq'] - 1} of this node has not arrived (out of order)")
         if item["prev"] != expected:
             raise Rejected("the chain to the previous item is broken (an item was removed or altered)")
-        _check_content(item)
-        _apply(conn, node_id, item, changes)
+        _apply(conn, node_id, _check_content(item), changes)
     except Conflict as exc:
         status, reason = "conflict", str(exc)  # the intake row stays: it is the conflict to resolve
     except Rejected as exc:

@@ -233,6 +233,7 @@ class Syncer:
         items = self.outbox.pending(limit)
         if not items:
             return 0
+        self.outbox.mark_sent([str(i["key"]) for i in items])
         results = self.client.upload(self.settings["node_id"], items)
         counts = self.outbox.record(results)
         if counts.get("rejected"):
@@ -393,7 +394,7 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         "hub_head": hub_head,
         "lag_changes": lag_changes,
         "lag_seconds": lag_seconds,
-        "queue_depth": queue["by_state"]["pending"],
+        "queue_depth": queue["by_state"]["pending"] + queue["by_state"]["sent"],
         "queue": queue,
         "last_sync_at": st.get("last_sync_at"),
         "last_error": st.get("last_error"),

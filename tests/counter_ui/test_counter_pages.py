@@ -231,3 +231,40 @@ def test_a_removal_notice_is_taken_in_and_queued_without_touching_the_replica(co
     assert st["queue"]["by_state"]["pending"] >= 1
     bad = {**form, "csrf": form_csrf(r.text), "new_address": ""}
     assert counter.client.post(f"/intake/{counter.atena}", data=bad).status_code == 422
+
+
+def test_a_move_in_notice_is_queued_exactly_as_typed_with_its_birth_date_read(counter: Counter) -> None:
+    import json
+
+    from edgenode.durable import open_db
+
+    counter.login("tanaka")
+    page = counter.client.get(f"/intake/new?join={counter.atena}")
+    assert page.status_code == 200 and "既存の世帯に加わります" in page.text
+    form = {
+        "csrf": form_csrf(page.text),
+        "join": counter.atena,
+        "name": ["髙橋\u3000葛󠄀子", ""],  # 外字-prone 氏名 with an IVS: kept byte-exact
+        "kana": ["タカハシ\u3000カツコ", ""],
+        "birth_date": ["平成2年4月1日", ""],
+        "sex": ["女", ""],
+        "relationship": ["妻", ""],
+        "date": "令和8年11月27日",
+        "prior_address": "福岡県福岡市中央区天神1丁目1番1号",
+        "new_address": "宮崎県東臼杵郡門川町大字加草1番地",
+        "notifier": "本人",
+    }
+    r = counter.client.post("/intake/new", data=form)
+    assert r.status_code == 200 and "受け付けました" in r.text
+    conn = open_db(counter.data / "node.db")
+    row = conn.execute("SELECT item FROM outbox WHERE kind = 'intake'").fetchone()
+    conn.close()
+    item = json.loads(row[0])
+    (newcomer,) = item["payload"]["newcomers"]
+    assert newcomer["name"] == "髙橋\u3000葛󠄀子" and newcomer["birth_date_iso"] == "1990-04-01"
+    assert item["payload"]["type"] == "転入届" and item["schema"] == 2 and "as_of" in item["base"]
+    assert counter.atena in {p["atena_no"] for p in item["payload"]["persons"]}  # the household joined, as seen
+    bad = {**form, "csrf": form_csrf(r.text), "birth_date": ["平成2年", ""]}
+    r = counter.client.post("/intake/new", data=bad)
+    assert r.status_code == 422 and "年月日まで" in r.text
+    assert "髙橋" in r.text  # what the clerk typed is kept in the form

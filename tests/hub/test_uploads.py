@@ -177,3 +177,91 @@ def test_an_intake_on_a_record_changed_since_is_opened_as_a_conflict(tenant: Any
     assert intakes(tenant)[0]["status"] == "accepted"
     with pytest.raises(Exception, match="already decided"):
         resolve(tenant, "in-1", False, "やはり却下", "yamada")
+
+
+def _as_schema_1(item: dict[str, Any]) -> dict[str, Any]:
+    """The same item as a node running the schema-1 software would have queued it."""
+    old = copy.deepcopy(item)
+    old["schema"] = 1
+    old["payload"].pop("newcomers", None)
+    old["base"].pop("as_of", None)
+    old["hash"] = item_hash(old)
+    return old
+
+
+def test_an_item_queued_under_the_old_schema_is_upgraded_and_taken_in(tenant: Any, tmp_path: Path) -> None:
+    from edgenode.hub.uploads import intakes
+
+    (item,) = _intake_items(tmp_path, [])
+    (v,) = receive(tenant, "honcho-1", [_as_schema_1(item)])
+    assert v == {"key": item["key"], "status": "accepted", "reason": None}
+    (row,) = intakes(tenant)
+    assert row["status"] == "received" and row["record"]["newcomers"] == []
+    ledger = sqlite3.connect(tenant.path).execute("SELECT item FROM upload_ledger").fetchone()[0]
+    assert '"schema": 1' in ledger  # the ledger keeps the item exactly as the node sent it
+
+
+def test_items_the_upgrade_cannot_carry_are_quarantined_with_a_reason(tenant: Any, tmp_path: Path) -> None:
+    conn = open_db(tmp_path / "node.db", outbox.SQL)
+    with write_tx(conn):
+        move_in = outbox.append_in(conn, "honcho-1", "intake", "tanaka", {"id": "in-9", "type": "転入届"}, {})
+        later = outbox.append_in(conn, "honcho-1", "intake", "tanaka", {"id": "in-10", "type": "転居届"}, {})
+    conn.close()
+    v1 = _as_schema_1(move_in)
+    v2 = copy.deepcopy(_as_schema_1(later))
+    v2["prev"] = v1["hash"]
+    v2["hash"] = item_hash(v2)
+    too_old = copy.deepcopy(v2)
+    verdicts = receive(tenant, "honcho-1", [v1, v2])
+    assert verdicts[0]["status"] == "rejected" and "cannot be upgraded" in verdicts[0]["reason"]
+    assert verdicts[1]["status"] == "accepted"  # the item behind the quarantined one goes on
+    too_old.update(key="k-0", seq=3, prev=v2["hash"], schema=0)
+    too_old["hash"] = item_hash(too_old)
+    (v0,) = receive(tenant, "honcho-1", [too_old])
+    assert v0["status"] == "rejected" and "not a schema edgenode ever wrote" in v0["reason"]
+
+
+def _move_in(tmp_path: Path, newcomers: list[dict[str, str]], rid: str = "in-20") -> list[dict[str, Any]]:
+    conn = open_db(tmp_path / "node.db", outbox.SQL)
+    with write_tx(conn):
+        item = outbox.append_in(
+            conn,
+            "honcho-1",
+            "intake",
+            "tanaka",
+            {"id": rid, "type": "転入届", "persons": [], "newcomers": newcomers, "new_address": "門川町"},
+            {"cursor": 3, "chain": "", "as_of": None},
+        )
+    conn.close()
+    return [item]
+
+
+def test_a_move_in_of_someone_already_in_the_registry_opens_a_conflict(tenant: Any, tmp_path: Path) -> None:
+    from edgenode.hub.uploads import intakes
+    from tests.hub.test_store import _commit_people
+
+    _commit_people(tenant, 1, 3)
+    known = person(2)
+    newcomers = [
+        {"name": "日向\u3000花子", "kana": "ヒュウガ\u3000ハナコ", "birth_date_iso": "1990-04-01"},
+        # keyed with a different space and in hiragana: still the same 氏名 reading and birth date
+        {"name": "門川 太郎", "kana": "かどがわ たろう", "birth_date_iso": known["birth_date_iso"]},
+    ]
+    (v,) = receive(tenant, "honcho-1", _move_in(tmp_path, newcomers))
+    assert v["status"] == "conflict"
+    (row,) = intakes(tenant)
+    assert {c["newcomer"] for c in row["conflicts"]} == {2}
+    assert {c["atena_no"] for c in row["conflicts"]} == {person(i)["atena_no"] for i in (1, 2, 3)}
+
+
+def test_a_move_in_of_someone_new_is_taken_in_without_conflict(tenant: Any, tmp_path: Path) -> None:
+    from edgenode.hub.uploads import intakes
+    from tests.hub.test_store import _commit_people
+
+    _commit_people(tenant, 1, 3)
+    newcomer = {"name": "日向\u3000花子", "kana": "ヒュウガ\u3000ハナコ", "birth_date_iso": "1990-04-01"}
+    (v,) = receive(tenant, "honcho-1", _move_in(tmp_path, [newcomer]))
+    assert v["status"] == "accepted"
+    assert intakes(tenant)[0]["status"] == "received"
+    (bad,) = receive(tenant, "honcho-1", _move_in(tmp_path, [{"name": "x"}], "in-21"))
+    assert bad["status"] == "rejected" and "malformed" in bad["reason"]

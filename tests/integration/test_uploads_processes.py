@@ -97,7 +97,7 @@ def test_kill_9_of_node_and_hub_during_upload_leaves_every_item_exactly_once(tmp
         assert any(0 < a < 3000 for a in progress), f"no kill landed mid-upload: {progress}"
         run("node", "sync", "--data", str(node), "--once")
         st = _status(node)
-        assert st["queue"]["by_state"] == {"pending": 0, "accepted": 3000, "conflict": 0, "rejected": 0}
+        assert st["queue"]["by_state"] == {"pending": 0, "sent": 0, "accepted": 3000, "conflict": 0, "rejected": 0}
         db = hub.data / "tenants" / f"{LG}.db"
         assert sql_value(db, "SELECT count(*) FROM issuance_record") == 3000
         assert sql_value(db, "SELECT count(*) FROM upload_ledger WHERE status = 'accepted'") == 3000
