@@ -346,7 +346,11 @@ def user_add(args: argparse.Namespace) -> int:
     password = _read_password()
     if (data / "hub.db").exists():
         if not args.lg_code:
-            raise ConfigError("on a hub, --lg-code names the municipality the account belongs to")
+            from edgenode.hub.staff import add_operator
+
+            add_operator(data, args.name, args.role, password)
+            print(f"datacenter operator {args.name} ({args.role}) added; signs in at /staff", file=sys.stderr)
+            return 0
         _hub(args).add_user(args.lg_code, args.name, args.role, password)
         print(f"account {args.name} ({args.role}) added to {args.lg_code}; it syncs to the nodes", file=sys.stderr)
     elif (data / "node.toml").exists():

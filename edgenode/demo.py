@@ -79,7 +79,8 @@ def run_demo(args: argparse.Namespace) -> int:
             f"\nedgenode demo is running (data in {root})\n"
             f"  node (counter):  {node_url}/\n"
             f"  node status:     {node_url}/api/status\n"
-            f"  hub fleet view:  {hub_url}/fleet\n"
+            f"  datacenter pages: {hub_url}/staff and {hub_url}/fleet"
+            f" (login {DEMO_SUPERVISOR}@{LG_CODE} / {DEMO_SUPERVISOR_PASSWORD})\n"
             f"  demo login:      {DEMO_USER} / {DEMO_PASSWORD}\n"
             f"  supervisor:      {DEMO_SUPERVISOR} / {DEMO_SUPERVISOR_PASSWORD}\n"
             f"Simulated 異動 every {args.interval:g}s. Ctrl-C stops everything.\n",

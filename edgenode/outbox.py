@@ -101,7 +101,9 @@ class Outbox:
         conn = self._db()
         try:
             with write_tx(conn):
-                conn.executemany("UPDATE outbox SET state = 'sent' WHERE key = ? AND state = 'pending'", [(k,) for k in keys])
+                conn.executemany(
+                    "UPDATE outbox SET state = 'sent' WHERE key = ? AND state = 'pending'", [(k,) for k in keys]
+                )
         finally:
             conn.close()
 
@@ -137,9 +139,7 @@ class Outbox:
         conn = self._db()
         try:
             by_state = dict(conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
-            oldest = conn.execute(
-                "SELECT min(created_at) FROM outbox WHERE state IN ('pending', 'sent')"
-            ).fetchone()[0]
+            oldest = conn.execute("SELECT min(created_at) FROM outbox WHERE state IN ('pending', 'sent')").fetchone()[0]
         finally:
             conn.close()
         return {"by_state": {s: int(by_state.get(s, 0)) for s in STATES}, "oldest_pending_at": oldest}

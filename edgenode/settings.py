@@ -47,6 +47,12 @@ HUB_SETTINGS: tuple[Setting, ...] = (
         "keep a superseded snapshot this many seconds after its last chunk was read",
         minimum=0,
     ),
+    Setting(
+        "staff_cookie_secure",
+        bool,
+        False,
+        "mark the staff pages' login cookies Secure (set true whenever staff reach the hub over HTTPS)",
+    ),
 )
 
 NODE_SETTINGS: tuple[Setting, ...] = (

@@ -394,7 +394,9 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         form = await request.form()
         user = Auth.current_user(request)
         assert user is not None
-        fields = {k: str(form.get(k) or "") for k in ("date", "prior_address", "new_address", "notifier", "note", "join")}
+        fields = {
+            k: str(form.get(k) or "") for k in ("date", "prior_address", "new_address", "notifier", "note", "join")
+        }
         columns = {k: [str(v) for v in form.getlist(k)] for k in NEWCOMER_FIELDS}
         count = min(max((len(v) for v in columns.values()), default=0), MAX_NEWCOMERS + 1)
         newcomers = [{k: (columns[k][i] if i < len(columns[k]) else "") for k in NEWCOMER_FIELDS} for i in range(count)]

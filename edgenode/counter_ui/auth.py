@@ -213,16 +213,16 @@ def resolve_policy(routes: Sequence[BaseRoute], scope: Scope) -> tuple[bool, Pol
     return False, None
 
 
-def safe_next(value: object, avoid: Sequence[str] = ("/login", "/logout")) -> str:
-    """`value` if it is a path on this site (not //host, not a scheme, no tricks), else "/"."""
+def safe_next(value: object, avoid: Sequence[str] = ("/login", "/logout"), home: str = "/") -> str:
+    """`value` if it is a path on this site (not //host, not a scheme, no tricks), else `home`."""
     if not isinstance(value, str) or not value.startswith("/") or value.startswith("//") or len(value) > 2000:
-        return "/"
+        return home
     # browsers read "\" as "/" and drop tabs and newlines, turning "/\evil" or "/\t/evil" into //evil
     if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        return "/"
+        return home
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or parts.path in avoid:
-        return "/"
+        return home
     return value
 
 
@@ -264,6 +264,7 @@ class AuthConfig:
     max_body_bytes: int = 1 << 20  # largest unsafe request body read to check its CSRF field
     login_path: str = "/login"
     logout_path: str = "/logout"
+    home: str = "/"  # where a login without a `next` lands, and the refusal page's way back
 
     def __post_init__(self) -> None:
         for name in ("max_failures", "max_ip_failures", "max_body_bytes"):
@@ -277,7 +278,9 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
-class _Account:
+class Account:
+    """A login account as found by an account source (``source`` also scopes what it may see)."""
+
     name: str
     role: str
     password_hash: str
@@ -323,10 +326,15 @@ class Auth:
         templates: Environment | None = None,
         page_context: PageContext | None = None,
         clock: Callable[[], float] = time.time,
+        store: AuthStore | None = None,
+        accounts: Callable[[str], Account | None] | None = None,
     ) -> None:
+        """`store` and `accounts` default to the node's (node.db; replica staff, then local
+        accounts); the hub's staff pages give their own."""
         self.config = config
-        self.store = AuthStore(data / "node.db")
+        self.store = store or AuthStore(data / "node.db")
         self.replica = Replica(data / "replica")
+        self.accounts = accounts
         self.on_event = on_event
         self.page_context = page_context
         self.clock = clock
@@ -374,13 +382,17 @@ class Auth:
 
     # ------------------------------------------------------------ accounts
 
-    def find_account(self, name: str) -> _Account | None:
+    def find_account(self, name: str) -> Account | None:
         """The hub-synced account of that name, else the local emergency one, else None."""
+        if len(name) > 100:
+            return None
+        if self.accounts is not None:
+            return self.accounts(name)
         if not _USER_RE.match(name):
             return None
         return self._hub_account(name) or self._local_account(name)
 
-    def _hub_account(self, name: str) -> _Account | None:
+    def _hub_account(self, name: str) -> Account | None:
         # Two tries: a re-bootstrap may switch and delete the replica file between our read of
         # replica/CURRENT and the open. Past that, a replica we cannot read holds no accounts and
         # the local emergency accounts still work.
@@ -403,13 +415,13 @@ class Auth:
             return None
         if rec["user"] != name:
             return None
-        return _Account(name, str(rec["role"]), str(rec["password_hash"]), "hub")
+        return Account(name, str(rec["role"]), str(rec["password_hash"]), "hub")
 
-    def _local_account(self, name: str) -> _Account | None:
+    def _local_account(self, name: str) -> Account | None:
         found = self.store.local_account(name)
         if found is None or found[0] not in STAFF_ROLES:
             return None
-        return _Account(name, found[0], found[1], "local")
+        return Account(name, found[0], found[1], "local")
 
     @functools.cached_property
     def _dummy_hash(self) -> str:
@@ -535,7 +547,7 @@ class Auth:
     async def refusal(self, request: Request, status: int, message: str) -> HTMLResponse:
         """The Japanese refusal page (403, 413)."""
         logged_in = self.current_user(request) is not None
-        back = ("/", "トップへ戻る") if logged_in else (self.config.login_path, "ログイン画面へ")
+        back = (self.config.home, "トップへ戻る") if logged_in else (self.config.login_path, "ログイン画面へ")
         return await self.page(
             request,
             self._refusal,
@@ -549,7 +561,7 @@ class Auth:
     @public
     async def login_page(self, request: Request) -> Response:
         """GET /login: the form (a logged-in user goes on to `next`)."""
-        nxt = safe_next(request.query_params.get("next"), self._avoid)
+        nxt = safe_next(request.query_params.get("next"), self._avoid, self.config.home)
         if self.current_user(request) is not None:
             return RedirectResponse(nxt, status_code=303)
         now = self.clock()
@@ -575,7 +587,7 @@ class Auth:
         ip = request.client.host if request.client else "unknown"
         old = request.cookies.get(SESSION_COOKIE)
         outcome = await run_in_threadpool(self.attempt_login, name.strip(), password, ip, old, self.clock())
-        nxt = safe_next(nxt, self._avoid)
+        nxt = safe_next(nxt, self._avoid, self.config.home)
         if outcome.user is not None:
             resp: Response = RedirectResponse(nxt, status_code=303)
             resp.headers.append("set-cookie", self.cookie_header(SESSION_COOKIE, outcome.token))
@@ -739,7 +751,7 @@ class AuthMiddleware:
     def _to_login(self, request: Request, expired: bool) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         query: dict[str, str] = {}
-        if target != "/":
+        if target != self.auth.config.home:
             query["next"] = target
         if expired:
             query["expired"] = "1"

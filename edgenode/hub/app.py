@@ -8,7 +8,6 @@ municipality 403. The wire format is described in docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import time
 from typing import Any
@@ -17,13 +16,15 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from edgenode import __version__, wire
 from edgenode.errors import StoreError, WireError
 from edgenode.hub import uploads as upload_mod
 from edgenode.hub.snapshot import SnapshotCache
+from edgenode.hub.staff_app import create_staff_app, is_staff_path
 from edgenode.hub.store import HubStore
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
 from edgenode.metrics import HubCollector
@@ -118,7 +119,7 @@ async def json_body(request: Request, limit: int, what: str) -> dict[str, Any]:
     return doc
 
 
-def create_app(store: HubStore, settings: Settings) -> Starlette:
+def create_app(store: HubStore, settings: Settings) -> HubApp:
     """Build the hub's Starlette application over `store`."""
     key = store.key()
     snapshots = SnapshotCache(
@@ -242,37 +243,9 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         results = await run_in_threadpool(upload_mod.receive, store.tenant(lg_code), node_id, doc["items"])
         return JSONResponse({"results": results})
 
-    async def fleet_json(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {"tenants": await run_in_threadpool(store.tenants), "nodes": await run_in_threadpool(store.nodes)}
-        )
-
-    async def fleet(request: Request) -> HTMLResponse:
-        nodes = await run_in_threadpool(store.nodes)
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(v))}</td>"
-                for v in (
-                    n["lg_code"],
-                    n["node_id"],
-                    n["last_seen_at"],
-                    n["status"].get("mode"),
-                    n["status"].get("cursor"),
-                    n["status"].get("lag_changes"),
-                    n["status"].get("lag_seconds"),
-                )
-            )
-            + "</tr>"
-            for n in nodes
-        )
-        page = (
-            "<!doctype html><html lang=ja><meta charset=utf-8><title>edgenode fleet / 拠点一覧</title>"
-            "<h1>拠点一覧 / Fleet</h1><table border=1><tr><th>団体コード</th><th>node</th>"
-            "<th>last heartbeat</th><th>mode</th><th>cursor</th><th>lag (changes)</th><th>lag (s)</th></tr>"
-            f"{rows}</table></html>"
-        )
-        return HTMLResponse(page)
+    def fleet(lg_code: str | None) -> dict[str, Any]:
+        tenants = {lg: name for lg, name in store.tenants().items() if lg_code in (None, lg)}
+        return {"tenants": tenants, "nodes": store.nodes(lg_code) if lg_code else store.nodes()}
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
@@ -303,10 +276,23 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         Route("/v1/tenants/{lg_code}/digest/{bucket:int}", digest_bucket),
         Route("/v1/tenants/{lg_code}/heartbeat", heartbeat, methods=["POST"]),
         Route("/v1/tenants/{lg_code}/uploads", uploads, methods=["POST"]),
-        Route("/fleet", fleet),
-        Route("/fleet.json", fleet_json),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
     ]
     exception_handlers: dict[Any, Any] = {StoreError: on_store_error, HTTPException: on_http_error}
-    return Starlette(routes=routes, exception_handlers=exception_handlers)
+    api = Starlette(routes=routes, exception_handlers=exception_handlers)
+    return HubApp(api, create_staff_app(store, store.data, settings, fleet))
+
+
+class HubApp:
+    """The node API and the staff pages (login, CSRF) side by side, each with its own middleware."""
+
+    def __init__(self, api: Starlette, staff: Starlette) -> None:
+        self.api = api
+        self.staff = staff
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_staff_path(str(scope["path"])):
+            await self.staff(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)

@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS intake (
   resolved_by TEXT,
   resolved_at TEXT
 );
+CREATE TABLE IF NOT EXISTS notice_sent (
+  issuance_id TEXT PRIMARY KEY,
+  sent_at     TEXT NOT NULL,
+  sent_by     TEXT NOT NULL,
+  note        TEXT
+);
 CREATE TABLE IF NOT EXISTS issuance_record (
   id          TEXT PRIMARY KEY,
   node_id     TEXT NOT NULL,
@@ -424,8 +430,8 @@ def issuances(tenant: TenantDB) -> list[dict[str, Any]]:
     """Every issuance record received, with its findings, oldest first."""
     rows = _read(
         tenant,
-        "SELECT id, node_id, issued_at, record, findings, voided_at, void_reason, received_at"
-        " FROM issuance_record ORDER BY issued_at, id",
+        "SELECT id, node_id, issued_at, record, findings, voided_at, void_reason, received_at, n.sent_at, n.sent_by"
+        " FROM issuance_record LEFT JOIN notice_sent n ON n.issuance_id = id ORDER BY issued_at, id",
     )
     out = []
     for r in rows:
@@ -442,6 +448,8 @@ def issuances(tenant: TenantDB) -> list[dict[str, Any]]:
                 "received_at": r[7],
                 # 本人通知: registered persons are told when a 代理人 or 第三者 received a copy
                 "notify": record.get("requester") in NOTIFY_REQUESTERS and not r[5],
+                "notified_at": r[8],
+                "notified_by": r[9],
             }
         )
     return out
@@ -488,6 +496,33 @@ def totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [acc[k] for k in sorted(acc)]
 
 
+def mark_notified(tenant: TenantDB, issuance_id: str, by: str, note: str = "") -> None:
+    """Record that the 本人通知 for an issuance was sent (once; a second mark is refused)."""
+    conn = tenant.connect()
+    try:
+        conn.executescript(SQL)
+        with write_tx(conn):
+            row = conn.execute("SELECT record, voided_at FROM issuance_record WHERE id = ?", (issuance_id,)).fetchone()
+            if row is None:
+                raise Rejected(f"no issuance record {issuance_id}")
+            if json.loads(row[0]).get("requester") not in NOTIFY_REQUESTERS or row[1]:
+                raise Rejected(f"issuance {issuance_id} needs no 本人通知")
+            if conn.execute("SELECT 1 FROM notice_sent WHERE issuance_id = ?", (issuance_id,)).fetchone():
+                raise Rejected(f"the 本人通知 for {issuance_id} was already recorded as sent")
+            conn.execute(
+                "INSERT INTO notice_sent (issuance_id, sent_at, sent_by, note) VALUES (?, ?, ?, ?)",
+                (issuance_id, utcnow(), by, note[:500]),
+            )
+    finally:
+        conn.close()
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula (free text typed at a counter)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def csv_rows(rows: list[dict[str, Any]]) -> Iterator[list[str]]:
     """Issuance records as CSV rows (header first), for the registry system's own import."""
     yield list(CSV_COLUMNS)
@@ -503,7 +538,47 @@ def csv_rows(rows: list[dict[str, Any]]) -> Iterator[list[str]]:
             "serials": " / ".join(rec.get("serials", [])),
             "findings": len(r["findings"]),
         }
-        yield ["" if values[k] is None else str(values[k]) for k in CSV_COLUMNS]
+        yield [csv_cell(values[k]) for k in CSV_COLUMNS]
+
+
+INTAKE_CSV_COLUMNS = (
+    "id",
+    "node_id",
+    "type",
+    "received_at",
+    "status",
+    "date",
+    "atena_nos",
+    "newcomers",
+    "prior_address",
+    "new_address",
+    "notifier",
+    "note",
+    "conflicts",
+    "decision_note",
+    "resolved_by",
+)
+
+
+def intake_csv_rows(rows: list[dict[str, Any]]) -> Iterator[list[str]]:
+    """届出受付 as CSV rows (header first): one line per 届出; newcomers as 氏名(生年月日) joined by "／"."""
+    yield list(INTAKE_CSV_COLUMNS)
+    for r in rows:
+        rec = r["record"]
+        values = {
+            **{k: rec.get(k) for k in INTAKE_CSV_COLUMNS},
+            "id": r["id"],
+            "node_id": r["node_id"],
+            "type": r["type"],
+            "received_at": r["received_at"],
+            "status": r["status"],
+            "atena_nos": " ".join(str(p.get("atena_no")) for p in rec.get("persons", [])),
+            "newcomers": "／".join(f"{n.get('name')}({n.get('birth_date_iso')})" for n in rec.get("newcomers", [])),
+            "conflicts": len(r["conflicts"]),
+            "decision_note": r["note"],
+            "resolved_by": r["resolved_by"],
+        }
+        yield [csv_cell(values[k]) for k in INTAKE_CSV_COLUMNS]
 
 
 def intakes(tenant: TenantDB) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from edgenode.demo import wait_http
@@ -79,6 +82,30 @@ class HubProc:
 
     def token(self, node: str, lg: str = LG) -> str:
         return run("hub", "token", "--data", str(self.data), "--lg-code", lg, "--node", node).stdout.strip()
+
+    def staff_client(self) -> httpx.Client:
+        """An HTTP client logged in to the staff pages as a datacenter operator (made on first use)."""
+        from edgenode.hub.staff import add_operator
+
+        add_operator(self.data, "dc-ops", "admin", "operator-pass-2026")
+        client = httpx.Client(base_url=self.url)
+        page = client.get("/staff/login").text
+        csrf = re.search(r'name="csrf" value="([^"]*)"', page)
+        assert csrf, "no login form on the staff pages"
+        r = client.post(
+            "/staff/login", data={"csrf": csrf.group(1), "user": "dc-ops", "password": "operator-pass-2026"}
+        )
+        assert r.status_code == 303, f"operator login failed: {r.status_code}"
+        return client
+
+    def fleet(self) -> dict[str, Any]:
+        """/fleet.json as an operator sees it."""
+        client = self.staff_client()
+        try:
+            data: dict[str, Any] = client.get("/fleet.json").json()
+        finally:
+            client.close()
+        return data
 
 
 def make_hub(tmp_path: Path, residents: int, chunk_size: int = 16384) -> HubProc:

@@ -41,7 +41,7 @@ def test_node_serve_follows_new_commits_and_reports_them(hub: HubProc, tmp_path:
         page = httpx.get(f"http://127.0.0.1:{port}/login").text
         assert "通常運用" in page and "データ基準日時" in page
         assert node_export(node) == hub.export()
-        fleet = httpx.get(f"{hub.url}/fleet.json").json()
+        fleet = hub.fleet()
         assert any(n["node_id"] == "node1" for n in fleet["nodes"]), "no heartbeat reached the hub"
     finally:
         proc.terminate()
