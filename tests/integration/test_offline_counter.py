@@ -100,3 +100,76 @@ def test_the_counter_issues_offline_and_the_node_recovers_when_the_wan_returns(t
             json.loads(e["detail"])["to"] for e in reversed(AuditLog(node / "node.db").entries()) if e["kind"] == "mode"
         ]
         assert modes[-3:] == ["offline", "reconciling", "online"]
+
+
+def test_a_certificate_handed_out_is_in_the_queue_even_if_the_node_dies_that_instant(tmp_path: Path) -> None:
+    """The 交付記録 commits (fsync) before the PDF leaves: SIGKILL right after the response loses nothing."""
+    import signal
+
+    with running_hub(tmp_path, residents=200) as hub:
+        subprocess.run(
+            [*CLI, "user", "add", "--data", str(hub.data), "--name", "tanaka", "--role", "clerk", "--lg-code", LG],
+            input=PW + "\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        node = make_node(tmp_path, hub.url, hub.token("honcho-1"), "honcho-1")
+        write_certs_template(node, LG, "門川町", "門川　一郎", replace=True)
+        with open(node / "node.toml", "a", encoding="utf-8") as f:
+            f.write("cookie_secure = false\n")
+        run("node", "sync", "--data", str(node), "--once")
+        person = next(json.loads(x) for x in hub.export().splitlines() if '"relationship":"世帯主"' in x)
+        hub.stop()  # the datacenter is gone for the rest of the day
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with open(tmp_path / "node.log", "wb") as log:
+            proc = subprocess.Popen(
+                [*CLI, "node", "serve", "--data", str(node), "--port", str(port)], stdout=log, stderr=log
+            )
+        pdfs = []
+        try:
+            wait_http(f"{url}/healthz")
+            with httpx.Client(base_url=url, follow_redirects=False) as c:
+                page = c.get("/login")
+                assert (
+                    c.post("/login", data={"csrf": _csrf(page.text), "user": "tanaka", "password": PW}).status_code
+                    == 303
+                )
+                for _ in range(3):
+                    form = {
+                        "csrf": _csrf(c.get(f"/request/{person['atena_no']}").text),
+                        "kind": "住民票の写し",
+                        "scope": "世帯全員",
+                        "layout": "世帯連記式",
+                        "requester": "本人",
+                        "copies": "1",
+                        "id_document": "運転免許証",
+                        "omit": ["個人番号", "住民票コード"],
+                    }
+                    r = c.post(f"/request/{person['atena_no']}/issue", data=form)
+                    assert r.status_code == 200 and r.content.startswith(b"%PDF"), r.text[:300]
+                    pdfs.append(r.content)
+            proc.send_signal(signal.SIGKILL)  # the instant the last PDF is in the clerk's hands
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        printed = []
+        for i, pdf in enumerate(pdfs):
+            (tmp_path / f"c{i}.pdf").write_bytes(pdf)
+            text = subprocess.run(
+                ["pdftotext", str(tmp_path / f"c{i}.pdf"), "-"], capture_output=True, text=True, check=True
+            ).stdout
+            printed.append(text)
+        hub.start()
+        run("node", "sync", "--data", str(node), "--once")
+        rows = json.loads(run("hub", "issuances", "--data", str(hub.data), "--lg-code", LG, "--json").stdout)
+        assert len(rows) == 3, "an issuance handed out before the kill did not reach the hub"
+        serials = [s for row in rows for s in row["record"]["serials"]]
+        assert len(set(serials)) == len(serials) >= 3
+        for serial in serials:
+            assert sum(serial in t for t in printed) == 1, f"{serial} is not on exactly one printed certificate"
+        audit = subprocess.run([*CLI, "node", "audit", "verify", "--data", str(node)], capture_output=True, text=True)
+        assert audit.returncode == 0, audit.stderr
