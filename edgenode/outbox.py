@@ -134,6 +134,37 @@ class Outbox:
             conn.close()
         return counts
 
+    def problems(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Quarantined (rejected) and conflict items, newest first, with the hub's reason."""
+        conn = self._db()
+        try:
+            rows = conn.execute(
+                "SELECT seq, kind, created_at, state, reason, acked_at, item FROM outbox"
+                " WHERE state IN ('rejected', 'conflict') ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        finally:
+            conn.close()
+        out = []
+        for seq, kind, created_at, state, reason, acked_at, raw in rows:
+            item = json.loads(raw)
+            payload = item.get("payload", {})
+            out.append(
+                {
+                    "seq": seq,
+                    "kind": kind,
+                    "created_at": created_at,
+                    "state": state,
+                    "reason": reason,
+                    "acked_at": acked_at,
+                    "actor": item.get("actor"),
+                    "id": payload.get("id"),
+                    "type": payload.get("type"),
+                    "serials": payload.get("serials", []),
+                }
+            )
+        return out
+
     def summary(self) -> dict[str, Any]:
         """Items by state and the creation time of the oldest pending one."""
         conn = self._db()

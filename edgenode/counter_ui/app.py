@@ -32,6 +32,7 @@ from edgenode.issuance import INTAKE_TYPES, JST, MAX_NEWCOMERS, NEWCOMER_FIELDS,
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
 from edgenode.metrics import NodeCollector
 from edgenode.metrics import render as render_metrics
+from edgenode.outbox import Outbox
 from edgenode.settings import Settings
 from edgenode.sync.mode import ModeMachine
 from edgenode.sync.replica import Replica
@@ -451,6 +452,13 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         return await page(request, "admin.html", st=st, audit_count=n, audit_problem=problem, entries=entries)
 
     @requires(*SUPERVISORS)
+    async def admin_queue(request: Request) -> HTMLResponse:
+        """The quarantine: items the hub rejected or opened as conflicts, with its reasons."""
+        items = await run_in_threadpool(Outbox(data / "node.db").problems)
+        summary = await run_in_threadpool(Outbox(data / "node.db").summary)
+        return await page(request, "queue.html", items=items, summary=summary)
+
+    @requires(*SUPERVISORS)
     async def admin_mode(request: Request) -> Response:
         form = await request.form()
         user = Auth.current_user(request)
@@ -494,6 +502,7 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         Route("/issuances/{id}/void", void, methods=["POST"]),
         Route("/admin", admin),
         Route("/admin/mode", admin_mode, methods=["POST"]),
+        Route("/admin/queue", admin_queue),
         Route("/api/status", status_json),
         Route("/healthz", healthz),
         Route("/metrics", metrics),

@@ -84,8 +84,8 @@ def counter(tmp_path: Path) -> Iterator[Counter]:
         yield c
 
 
-GETS = ["/", "/person/{atena}", "/request/{atena}", "/issuances", "/admin"]
-POSTS = ["/request/{atena}/preview", "/request/{atena}/issue", "/issuances/x/void", "/admin/mode"]
+GETS = ["/", "/person/{atena}", "/request/{atena}", "/issuances", "/intake/new", "/admin", "/admin/queue"]
+POSTS = ["/request/{atena}/preview", "/request/{atena}/issue", "/issuances/x/void", "/intake/new", "/admin/mode"]
 
 
 def test_every_page_needs_a_login_and_every_post_a_session(counter: Counter) -> None:
@@ -101,7 +101,7 @@ def test_every_page_needs_a_login_and_every_post_a_session(counter: Counter) -> 
 @pytest.mark.parametrize(
     "user, allowed",
     [
-        ("tanaka", {"/", "/person/{atena}", "/request/{atena}", "/issuances"}),
+        ("tanaka", {"/", "/person/{atena}", "/request/{atena}", "/issuances", "/intake/new"}),
         ("suzuki", set(GETS)),
         ("sato", set(GETS)),
     ],
@@ -268,3 +268,20 @@ def test_a_move_in_notice_is_queued_exactly_as_typed_with_its_birth_date_read(co
     r = counter.client.post("/intake/new", data=bad)
     assert r.status_code == 422 and "年月日まで" in r.text
     assert "髙橋" in r.text  # what the clerk typed is kept in the form
+
+
+def test_the_quarantine_page_shows_what_the_hub_refused_and_why(counter: Counter) -> None:
+    from edgenode.outbox import Outbox
+
+    counter.login("tanaka")
+    r = counter.client.post(f"/request/{counter.atena}/issue", data=counter.request_form())
+    assert r.status_code == 200
+    box = Outbox(counter.data / "node.db")
+    issued = next(i for i in box.pending() if i["kind"] == "issuance")
+    box.record([{"key": issued["key"], "status": "rejected", "reason": "item schema 9 is newer than this hub"}])
+    assert counter.client.get("/admin/queue").status_code == 403  # a clerk does not manage the queue
+    counter.client.cookies.clear()
+    counter.login("suzuki")
+    page = counter.client.get("/admin/queue").text
+    assert "item schema 9 is newer than this hub" in page and "却下（保留）" in page
+    assert all(s in page for s in issued["payload"]["serials"])
