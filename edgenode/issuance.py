@@ -286,11 +286,7 @@ class IssuanceService:
             if m["atena_no"] in printed
         ]
         record_id = secrets.token_hex(16)
-        replica = {
-            "cursor": int(meta["cursor"]),
-            "chain": meta["chain"],
-            "as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at"),
-        }
+        replica = self._replica_base(meta)
         record: dict[str, Any] = {
             "id": record_id,
             "issued_at": utcnow(),
@@ -469,12 +465,21 @@ class IssuanceService:
         }
         return self._queue_intake(payload, meta, clerk)
 
-    def _queue_intake(self, payload: dict[str, Any], meta: dict[str, str], clerk: str) -> str:
-        base = {
+    def _replica_base(self, meta: dict[str, str] | None = None) -> dict[str, Any]:
+        """Where the replica stood (cursor, hub-signed chain hash, as-of time) for a queue item."""
+        if meta is None:
+            if not self.replica.exists():
+                return {}
+            with self.replica.session() as conn:
+                meta = Replica.meta(conn)
+        return {
             "cursor": int(meta["cursor"]),
             "chain": meta["chain"],
             "as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at"),
         }
+
+    def _queue_intake(self, payload: dict[str, Any], meta: dict[str, str], clerk: str) -> str:
+        base = self._replica_base(meta)
         conn = self._db()
         try:
             with write_tx(conn):
@@ -524,7 +529,7 @@ class IssuanceService:
                 "void",
                 user,
                 {"id": issuance_id, "reason": reason, "serials": json.loads(row[1])},
-                {},
+                self._replica_base(),
             )
             conn.execute("COMMIT")
         finally:
