@@ -144,3 +144,17 @@ def parse_seireki(text: str) -> _dt.date | None:
         return _dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
         return None
+
+
+def time_label(iso: str | None) -> str:
+    """「令和8年11月27日 10時42分」 in JST from a stored UTC time (``utcnow``'s form), else ""."""
+    import zoneinfo
+
+    if not iso:
+        return ""
+    try:
+        t = _dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.UTC)
+    except ValueError:
+        return ""
+    t = t.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+    return f"{to_wareki(t.date())} {t.hour}時{t.minute:02d}分"

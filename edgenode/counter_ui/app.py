@@ -38,7 +38,7 @@ from edgenode.sync.mode import ModeMachine
 from edgenode.sync.replica import Replica
 from edgenode.sync.state import NodeState
 from edgenode.sync.syncer import node_status
-from edgenode.wareki import to_wareki
+from edgenode.wareki import time_label, to_wareki
 
 MODE_LABELS = {
     "online": "通常運用（データセンターと同期中）",
@@ -62,13 +62,7 @@ SUPERVISORS = ("supervisor", "admin")
 
 def as_of_label(iso: str | None) -> str:
     """「令和8年11月27日 10時42分」 in JST from a stored UTC time, or 「不明」."""
-    if not iso:
-        return "不明"
-    try:
-        t = _dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.UTC).astimezone(JST)
-    except ValueError:
-        return "不明"
-    return f"{to_wareki(t.date())} {t.hour}時{t.minute:02d}分"
+    return time_label(iso) or "不明"
 
 
 def banner_for(status: dict[str, Any]) -> dict[str, str]:

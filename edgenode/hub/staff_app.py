@@ -29,6 +29,7 @@ from edgenode.hub import uploads
 from edgenode.hub.staff import STAFF_PAGE_ROLES, StaffAccounts, scope_of
 from edgenode.hub.store import HubStore
 from edgenode.settings import Settings
+from edgenode.wareki import time_label
 
 log = logging.getLogger("edgenode.hub.staff")
 
@@ -85,6 +86,7 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
         ),
         autoescape=select_autoescape(),
     )
+    env.filters["jst"] = lambda v: time_label(v) or (v or "")
     accounts = StaffAccounts(data, store)
 
     def on_event(kind: str, user: str | None, detail: dict[str, Any]) -> None:

@@ -273,7 +273,11 @@ def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any], changes
             ),
         )
         if conflicts:
-            raise Conflict(f"{len(conflicts)} 人の記録が受付後にデータセンターで変わっています: 確認が必要です")
+            changed = sum(1 for c in conflicts if "newcomer" not in c)
+            known = len(conflicts) - changed
+            parts = [f"{changed} 人の記録が受付後にデータセンターで変わっています"] if changed else []
+            parts += [f"転入する方に既に記録がある可能性があります（{known} 件）"] if known else []
+            raise Conflict("、".join(parts) + ": 確認が必要です")
     elif item["kind"] == "audit":
         # the node's own audit chain, anchored here: each entry must link to the one before it
         seq, prev = payload.get("seq"), payload.get("prev")
