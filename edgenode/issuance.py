@@ -356,6 +356,37 @@ class IssuanceService:
         }
         return rows, totals
 
+    def day_intakes(self, day: _dt.date | None = None) -> list[dict[str, Any]]:
+        """The 届出 taken in on one day (JST; today by default) with where each stands at the hub."""
+        day = day or _dt.datetime.now(JST).date()
+        start = _dt.datetime.combine(day, _dt.time(), JST).astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        end = _dt.datetime.combine(day + _dt.timedelta(days=1), _dt.time(), JST).astimezone(_dt.UTC)
+        conn = self._db()
+        try:
+            rows = conn.execute(
+                "SELECT created_at, state, reason, item FROM outbox WHERE kind = 'intake'"
+                " AND created_at >= ? AND created_at < ? ORDER BY seq",
+                (start, end.strftime("%Y-%m-%dT%H:%M:%S.%fZ")),
+            ).fetchall()
+        finally:
+            conn.close()
+        out = []
+        for created_at, state, reason, raw in rows:
+            payload = json.loads(raw)["payload"]
+            out.append(
+                {
+                    "created_at": created_at,
+                    "state": state,
+                    "reason": reason,
+                    "id": payload.get("id", ""),
+                    "type": payload.get("type", ""),
+                    "clerk": payload.get("clerk", ""),
+                    "people": len(payload.get("persons", [])) + len(payload.get("newcomers", [])),
+                    "new_address": payload.get("new_address", ""),
+                }
+            )
+        return out
+
     def intake(self, atena_no: str, kind: str, persons: list[str], fields: dict[str, str], clerk: str) -> str:
         """Accept a 転居届/転出届 at the counter as intake only; queue it for the datacenter.
 

@@ -60,6 +60,12 @@ CLERKS = ("clerk", "supervisor", "admin")
 SUPERVISORS = ("supervisor", "admin")
 
 
+def clock_time(iso: str | None) -> str:
+    """「10時42分」 in JST from a stored UTC time (the day's lists), or "" if unreadable."""
+    label = time_label(iso)
+    return label.rsplit(" ", 1)[-1] if label else ""
+
+
 def as_of_label(iso: str | None) -> str:
     """「令和8年11月27日 10時42分」 in JST from a stored UTC time, or 「不明」."""
     return time_label(iso) or "不明"
@@ -92,6 +98,7 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
     """
     env = Environment(loader=PackageLoader("edgenode.counter_ui", "templates"), autoescape=select_autoescape())
     env.globals["wareki"] = to_wareki
+    env.filters["jst_time"] = clock_time
     audit = AuditLog(data / "node.db", settings["node_id"])
     machine = mode or ModeMachine(NodeState(data / "node.db"), audit, offline_after=settings["offline_after"])
     service = IssuanceService(data, settings)
@@ -405,14 +412,24 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
 
     # ------------------------------------------------------------ the day's list and 処分
 
-    @requires(*CLERKS)
-    async def issuances(request: Request) -> HTMLResponse:
+    async def day_page(request: Request, status_code: int = 200, error: str = "") -> HTMLResponse:
         rows, totals = await run_in_threadpool(service.day)
         for r in rows:
             r["serial_list"] = json.loads(r["serials"])
         return await page(
-            request, "issuances.html", rows=rows, totals=totals, today=to_wareki(_dt.datetime.now(JST).date())
+            request,
+            "issuances.html",
+            status_code,
+            rows=rows,
+            totals=totals,
+            intakes=await run_in_threadpool(service.day_intakes),
+            error=error,
+            today=to_wareki(_dt.datetime.now(JST).date()),
         )
+
+    @requires(*CLERKS)
+    async def issuances(request: Request) -> HTMLResponse:
+        return await day_page(request)
 
     @requires(*CLERKS)
     async def void(request: Request) -> Response:
@@ -422,18 +439,7 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         try:
             await run_in_threadpool(service.void, request.path_params["id"], str(form.get("reason") or ""), user.name)
         except EdgenodeError as exc:
-            rows, totals = await run_in_threadpool(service.day)
-            for r in rows:
-                r["serial_list"] = json.loads(r["serials"])
-            return await page(
-                request,
-                "issuances.html",
-                422,
-                rows=rows,
-                totals=totals,
-                error=str(exc),
-                today=to_wareki(_dt.datetime.now(JST).date()),
-            )
+            return await day_page(request, 422, str(exc))
         return RedirectResponse("/issuances", status_code=303)
 
     # ------------------------------------------------------------ admin

@@ -263,6 +263,8 @@ def test_a_move_in_notice_is_queued_exactly_as_typed_with_its_birth_date_read(co
     (newcomer,) = item["payload"]["newcomers"]
     assert newcomer["name"] == "髙橋\u3000葛󠄀子" and newcomer["birth_date_iso"] == "1990-04-01"
     assert item["payload"]["type"] == "転入届" and item["schema"] == 2 and "as_of" in item["base"]
+    day = counter.client.get("/issuances").text
+    assert "本日の届出受付" in day and "転入届" in day and "送信待ち" in day
     assert counter.atena in {p["atena_no"] for p in item["payload"]["persons"]}  # the household joined, as seen
     bad = {**form, "csrf": form_csrf(r.text), "birth_date": ["平成2年", ""]}
     r = counter.client.post("/intake/new", data=bad)
