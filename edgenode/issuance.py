@@ -97,6 +97,14 @@ class Issued:
     pages: int
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
 def load_cert_config(data: Path, settings: Settings) -> CertConfig:
     """The node's certificate settings from DATA/certs.toml (terminal name = node id)."""
     path = data / CERTS_CONFIG
@@ -151,13 +159,24 @@ class IssuanceService:
         self.replica = Replica(data / "replica")
         self.audit = AuditLog(data / "node.db", settings["node_id"])
         self._config = config
+        self._config_stamp: tuple[int, int] | None = None if config is not None else (0, 0)
         self._renderer: Any = None
 
     @property
     def config(self) -> CertConfig:
-        """Certificate settings (loaded on first use, so search works without them)."""
-        if self._config is None:
-            self._config = load_cert_config(self.data, self.settings)
+        """Certificate settings (loaded on first use, so search works without them).
+
+        An edited certs.toml is read again; if the edit does not validate, the last good
+        settings stay in use (the node's watcher logs why).
+        """
+        stamp = _stamp(self.data / CERTS_CONFIG)
+        if self._config is None or (self._config_stamp is not None and stamp != self._config_stamp):
+            try:
+                self._config = load_cert_config(self.data, self.settings)
+            except ConfigError:
+                if self._config is None:
+                    raise
+            self._config_stamp = stamp
         return self._config
 
     def _db(self) -> sqlite3.Connection:
@@ -258,10 +277,11 @@ class IssuanceService:
     @property
     def renderer(self) -> Any:
         """The certificate renderer (kept warm: font parsing is the slow part)."""
-        if self._renderer is None:
+        config = self.config
+        if self._renderer is None or self._renderer.config is not config:
             from edgenode.certs.render import Renderer
 
-            self._renderer = Renderer(self.config)
+            self._renderer = Renderer(config)
         return self._renderer
 
     def issue(self, atena_no: str, request: CertRequest, clerk: str, approval: Approval | None = None) -> Issued:
