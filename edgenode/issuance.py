@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -97,12 +98,12 @@ class Issued:
     pages: int
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def _stamp(path: Path) -> str:
+    # the content, not the mtime: two edits within one timestamp tick must not look alike
     try:
-        st = path.stat()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
-        return (0, 0)
-    return (st.st_mtime_ns, st.st_size)
+        return ""
 
 
 def load_cert_config(data: Path, settings: Settings) -> CertConfig:
@@ -159,7 +160,7 @@ class IssuanceService:
         self.replica = Replica(data / "replica")
         self.audit = AuditLog(data / "node.db", settings["node_id"])
         self._config = config
-        self._config_stamp: tuple[int, int] | None = None if config is not None else (0, 0)
+        self._config_stamp: str | None = None if config is not None else ""
         self._renderer: Any = None
 
     @property
