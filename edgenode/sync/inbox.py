@@ -22,6 +22,7 @@ continues from the snapshot's sequence once the hub answers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -51,7 +52,7 @@ def inbox_folder(data: Path, setting: str) -> Path:
 def is_candidate(path: Path) -> bool:
     """True for a name worth looking at (not hidden, not a copy still in progress)."""
     name = path.name
-    return not name.startswith(".") and not name.lower().endswith(TEMP_SUFFIXES)
+    return not name.startswith(".") and not name.lower().endswith(TEMP_SUFFIXES) and name not in (DONE, REJECTED)
 
 
 class Incomplete(Exception):
@@ -112,6 +113,8 @@ class Inbox:
         # path -> (size, mtime_ns, monotonic time first seen with that size and mtime)
         self._seen: dict[str, tuple[int, int, float]] = {}
         self._waiting: dict[str, str] = {}
+        # files dealt with that could not be moved (a read-only stick): left alone while unchanged
+        self._stuck: dict[str, tuple[int, int]] = {}
 
     def ensure(self) -> None:
         """Create the inbox and its two sub-folders (fine if they exist)."""
@@ -126,15 +129,19 @@ class Inbox:
             return []  # a USB mount point not mounted (yet)
         results = []
         present = {str(p) for p in entries}
-        for gone in set(self._seen) - present:
+        for gone in (set(self._seen) | set(self._stuck)) - present:
             self._seen.pop(gone, None)
             self._waiting.pop(gone, None)
+            self._stuck.pop(gone, None)
         for path in entries:
             try:
                 st = path.stat()
             except FileNotFoundError:
                 continue
             key = str(path)
+            if self._stuck.get(key) == (st.st_size, st.st_mtime_ns):
+                continue
+            self._stuck.pop(key, None)
             prev = self._seen.get(key)
             if prev is None or prev[:2] != (st.st_size, st.st_mtime_ns):
                 self._seen[key] = (st.st_size, st.st_mtime_ns, now)
@@ -204,18 +211,26 @@ class Inbox:
         return self._record("rejected", path.name, reason=reason)
 
     def _file_away(self, path: Path, sub: str, reason: str | None) -> None:
+        key = str(path)
+        self._seen.pop(key, None)
+        self._waiting.pop(key, None)
         dest_dir = self.folder / sub
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        dest = dest_dir / path.name
-        if dest.exists():  # the same name brought twice: keep both
-            dest = dest_dir / f"{path.stem}-{utcnow().replace(':', '')}{path.suffix}"
-        if reason is not None:
-            atomic_write(dest.with_name(dest.name + ".reason.txt"), (reason + "\n").encode("utf-8"))
-        os.replace(path, dest)
-        fsync_dir(dest_dir)
-        fsync_dir(self.folder)
-        self._seen.pop(str(path), None)
-        self._waiting.pop(str(path), None)
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            dest = dest_dir / path.name
+            if dest.exists():  # the same name brought twice: keep both
+                dest = dest_dir / f"{path.stem}-{utcnow().replace(':', '')}{path.suffix}"
+            if reason is not None:
+                atomic_write(dest.with_name(dest.name + ".reason.txt"), (reason + "\n").encode("utf-8"))
+            os.replace(path, dest)
+            fsync_dir(dest_dir)
+            fsync_dir(self.folder)
+        except OSError as exc:
+            # e.g. a write-protected stick: the outcome stands, the file stays where it is
+            log.warning("inbox: could not move %s to %s/ (%s); leaving it in place", path.name, sub, exc)
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                self._stuck[key] = (st.st_size, st.st_mtime_ns)
 
     def _record(self, state: str, name: str, **detail: Any) -> dict[str, Any]:
         result = {"state": state, "file": name, "at": utcnow(), **detail}

@@ -201,3 +201,14 @@ def test_a_file_in_the_inbox_takes_over_a_slow_bootstrap_between_chunks(tmp_path
     [result] = inbox.scan(0.0)
     assert result["state"] == "applied" and syncer.replica.position() is not None
     assert not syncer.preempt.is_set()
+
+
+def test_a_file_that_cannot_be_moved_is_handled_once(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    (setup.inbox.folder / "done").rmdir()
+    (setup.inbox.folder / "done").write_text("in the way, as a write-protected stick would be\n")
+    setup.drop(setup.snapshot("a.ensnap"))
+    [result] = setup.settle()
+    assert result["state"] == "applied" and setup.cursor() == 4
+    assert (setup.inbox.folder / "a.ensnap").exists()
+    assert "could not move a.ensnap to done/" in caplog.text
+    assert setup.settle() == [] and setup.inbox.scan(2000.0) == []  # not installed or judged again
