@@ -168,24 +168,34 @@ def test_an_edited_node_toml_is_applied_or_refused_while_the_node_keeps_running(
             _until("node serve did not bootstrap", lambda: _status(url)["cursor"] is not None)
             assert _status(url)["config"]["in_force"]["heartbeat_interval"] == 30.0
 
-            edit = 'heartbeat_interval = 7.5\nlog_level = "debug"\ncookie_secure = false\n'
+            edit = 'heartbeat_interval = 1.0\nfeed_wait = 1.0\nlog_level = "debug"\ncookie_secure = false\n'
             cfg.write_text(original + edit, encoding="utf-8")
             st = _until(
                 "the valid edit was not applied",
                 lambda: (s := _status(url))["config"].get("state") == "reloaded" and s,
             )
             cfg_st = st["config"]
-            assert cfg_st["applied"] == ["heartbeat_interval", "log_level"]
+            assert cfg_st["applied"] == ["feed_wait", "heartbeat_interval", "log_level"]
             assert cfg_st["needs_restart"] == ["cookie_secure"]
-            assert cfg_st["in_force"]["heartbeat_interval"] == 7.5 and cfg_st["in_force"]["log_level"] == "debug"
+            assert cfg_st["in_force"]["heartbeat_interval"] == 1.0 and cfg_st["in_force"]["log_level"] == "debug"
 
-            cfg.write_text(original + 'heartbeat_interval = 7.5\nfeed_wait = "soon"\n', encoding="utf-8")
+            # and it acts: the hub now hears from the node every second or two, not every 30 s
+            seen: set[str] = set()
+
+            def heartbeats() -> bool:
+                fleet = httpx.get(f"{hub.url}/fleet.json").json()
+                seen.update(n["last_seen_at"] for n in fleet["nodes"] if n["node_id"] == "node1")
+                return len(seen) >= 4
+
+            _until("the shorter heartbeat interval did not take effect", heartbeats, timeout=40)
+
+            cfg.write_text(original + 'heartbeat_interval = 1.0\nfeed_wait = "soon"\n', encoding="utf-8")
             st = _until(
                 "the invalid edit was not refused",
                 lambda: (s := _status(url))["config"].get("state") == "rejected" and s,
             )
             assert "feed_wait must be float" in st["config"]["error"]
-            assert st["config"]["in_force"]["heartbeat_interval"] == 7.5, "the old configuration stays"
+            assert st["config"]["in_force"]["feed_wait"] == 1.0, "the old configuration stays"
 
             cfg.write_text(original + "heartbeat_interval = = 3\n", encoding="utf-8")
             st = _until(
