@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,11 +13,13 @@ from typing import Any
 
 import httpx
 
+from edgenode.demo import wait_http
 from edgenode.signing import HubKey
 from tests.integration.conftest import (
     CLI,
     LG,
     HubProc,
+    free_port,
     make_hub,
     make_node,
     node_export,
@@ -214,3 +217,44 @@ def test_an_edited_node_toml_is_applied_or_refused_while_the_node_keeps_running(
         assert isinstance(audited, str) and '"heartbeat_interval"' in audited and "en1." not in audited
     finally:
         hub.stop()
+
+
+def test_a_node_killed_while_installing_from_the_inbox_ends_installed_once(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path, residents=6000)
+    hub.simulate(5, seed=2)
+    key = HubKey.load_or_create(hub.data / "keys" / "hub_ed25519.pem").public_b64
+    node = tmp_path / "node1"
+    run(
+        "node", "init", "--data", str(node), "--hub", hub.url, "--token", hub.token("node1"),
+        "--node", "node1", "--lg-code", LG, "--hub-key", key,
+    )  # fmt: skip
+    with open(node / "node.toml", "a", encoding="utf-8") as f:
+        f.write("inbox_settle_seconds = 0.2\n")
+    snap = _snapshot(hub, tmp_path / "town.ensnap")
+    port = free_port()
+    with open(tmp_path / f"node-{port}.log", "wb") as log:
+        proc = subprocess.Popen(
+            [*CLI, "node", "serve", "--data", str(node), "--port", str(port)], stdout=log, stderr=log
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        (node / "inbox" / snap.name).write_bytes(snap.read_bytes())
+        deadline = time.monotonic() + 60
+        while sql_value(node / "node.db", "SELECT v FROM state WHERE k = 'bootstrapping'") in (None, "null"):
+            assert time.monotonic() < deadline, "the inbox never started installing"
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # in the middle of building the new replica file
+        proc.wait()
+    assert not (node / "replica" / "CURRENT").exists(), "a killed install must not leave a replica"
+    assert (node / "inbox" / snap.name).exists(), "the courier's file stays until it is dealt with"
+    with serving_node(node, tmp_path) as url:
+        st = _until(
+            "the file was not installed after the restart",
+            lambda: (s := _status(url))["cursor"] == 5 and (node / "inbox" / "done" / snap.name).exists() and s,
+        )
+        assert st["inbox"]["state"] == "applied" and st["mode"] != "bootstrapping"
+        assert not (node / "inbox" / snap.name).exists()
+        assert not list((node / "inbox" / "rejected").iterdir())
+    assert node_export(node) == hub.export()
+    assert len(list((node / "replica").glob("replica-*.db"))) == 1, "the killed build's file is cleaned up"
