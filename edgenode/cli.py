@@ -296,7 +296,7 @@ def node_serve(args: argparse.Namespace) -> int:
         apply_log_level(s, args.verbose)
 
     reloader = ConfigReloader(
-        data, s, env=os.environ, flags=flags, state=syncer.state, audit=syncer.audit, on_change=retune
+        data, s, env=os.environ, flags=flags, state=syncer.state, audit=syncer.audit, on_change=retune, settle=0.5
     )
     stop = threading.Event()
     follower = threading.Thread(target=syncer.run, args=(stop,), name="sync", daemon=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,7 @@ class ConfigReloader:
         state: NodeState,
         audit: AuditLog,
         on_change: Callable[[], None] | None = None,
+        settle: float = 0.0,
     ) -> None:
         self.data = data
         self.live = live
@@ -122,20 +124,35 @@ class ConfigReloader:
         self.state = state
         self.audit = audit
         self.on_change = on_change
+        self.settle = settle
         self._seen = {name: _digest(data / name) for name in (CONFIG_NAME, "certs.toml")}
+        # name -> (digest, monotonic time first seen): an editor that truncates and then writes
+        # must not get its empty or half-written file applied
+        self._pending: dict[str, tuple[str | None, float]] = {}
         self.state.update(config=self._in_force({"state": "loaded", "at": utcnow()}))
 
     def _in_force(self, result: dict[str, Any]) -> dict[str, Any]:
         # the values a person may want to confirm after an edit; none of them is a secret
         return {**result, "in_force": {k: self.live[k] for k in sorted(RUNTIME)}}
 
-    def check(self) -> dict[str, Any] | None:
-        """Reload whatever file changed since the last call; the outcome, or None if none did."""
+    def check(self, now: float | None = None) -> dict[str, Any] | None:
+        """Reload whatever file changed and then held still for `settle` seconds.
+
+        Returns the outcome, or None if nothing was (yet) to be done.
+        """
+        now = time.monotonic() if now is None else now
         result = None
         for name in (CONFIG_NAME, "certs.toml"):
             digest = _digest(self.data / name)
             if digest == self._seen[name]:
+                self._pending.pop(name, None)
                 continue
+            pending = self._pending.get(name)
+            if pending is None or pending[0] != digest:
+                self._pending[name] = pending = (digest, now)
+            if now - pending[1] < self.settle:
+                continue
+            del self._pending[name]
             self._seen[name] = digest
             result = self._reload_node() if name == CONFIG_NAME else self._check_certs()
         return result
@@ -144,6 +161,10 @@ class ConfigReloader:
         old = self.live.current
         try:
             new = load_node_settings(self.data, self.env, self.flags)
+            missing = [k for k in ("lg_code", "hub_public_key", "node_id") if not new[k]]
+            if missing:
+                # the node could not even start with this file
+                raise ConfigError(f"{CONFIG_NAME} lacks {', '.join(missing)} (restore the lines `node init` wrote)")
         except ConfigError as exc:
             log.error("config: %s refused, the running configuration stays in force: %s", CONFIG_NAME, exc)
             return self._record({"state": "rejected", "file": CONFIG_NAME, "error": str(exc)})

@@ -167,3 +167,24 @@ def test_an_edited_certs_toml_is_used_and_a_broken_one_leaves_the_last_good(node
     result = node.reloader.check()
     assert result is not None and result["state"] == "rejected" and "printer_no" in result["error"]
     assert service.config.mayor_name == "門川　二郎" and service.config.printer_no == 1
+
+
+def test_a_file_being_written_is_read_only_once_it_holds_still(node: Node) -> None:
+    node.reloader.settle = 0.5
+    cfg = node.data / "node.toml"
+    cfg.write_text("", encoding="utf-8")  # an editor truncates first ...
+    assert node.reloader.check(now=10.0) is None
+    node.edit("feed_wait = 2.0\n")  # ... then writes
+    assert node.reloader.check(now=10.3) is None  # changed again: the wait starts over
+    assert node.reloader.check(now=10.6) is None
+    result = node.reloader.check(now=10.9)
+    assert result is not None and result["applied"] == ["feed_wait"] and node.live["feed_wait"] == 2.0
+    assert node.reloader.check(now=20.0) is None
+
+
+def test_a_file_that_would_not_start_the_node_is_refused(node: Node) -> None:
+    (node.data / "node.toml").write_text("feed_wait = 2.0\n", encoding="utf-8")
+    result = node.reloader.check()
+    assert result is not None and result["state"] == "rejected"
+    assert "lacks lg_code, hub_public_key, node_id" in result["error"]
+    assert node.live["lg_code"] == LG and node.live["feed_wait"] == 20.0

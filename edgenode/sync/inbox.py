@@ -170,22 +170,27 @@ class Inbox:
         except OSError as exc:
             return self._reject(path, f"the file cannot be read ({exc.strerror or exc})")
         m = checked.manifest
-        pos = syncer.replica.position()
-        if pos is not None and m.seq <= pos[0]:
-            why = (
-                f"not applied: the file holds sequence {m.seq}, this node is already at {pos[0]}"
-                " (a newer file or the hub's feed got here first)"
-            )
-            log.warning("inbox: %s %s", path.name, why)
-            self._file_away(path, DONE, why)
-            return self._record("older", path.name, seq=m.seq, cursor=pos[0], reason=why)
-        log.info("inbox: %s verified (sequence %d, %d rows): installing", path.name, m.seq, m.header.get("rows", 0))
-        syncer.preempt.set()
+        syncer.preempt.set()  # an HTTP bootstrap holding the lock stops at its next chunk
         try:
-            seq = syncer.bootstrap(DirectoryFeedClient(path))
-        except (EdgenodeError, OSError) as exc:
-            # verified a moment ago: the file changed under us or the disk is failing
-            return self._reject(path, f"the install failed ({exc}); the replica was not changed")
+            with syncer.lock:
+                # compared under the lock: the sync loop may have moved the replica meanwhile
+                pos = syncer.replica.position()
+                if pos is not None and m.seq <= pos[0]:
+                    why = (
+                        f"not applied: the file holds sequence {m.seq}, this node is already at {pos[0]}"
+                        " (a newer file or the hub's feed got here first)"
+                    )
+                    log.warning("inbox: %s %s", path.name, why)
+                    self._file_away(path, DONE, why)
+                    return self._record("older", path.name, seq=m.seq, cursor=pos[0], reason=why)
+                log.info(
+                    "inbox: %s verified (sequence %d, %s rows): installing", path.name, m.seq, m.header.get("rows")
+                )
+                try:
+                    seq = syncer.bootstrap(DirectoryFeedClient(path))
+                except (EdgenodeError, OSError) as exc:
+                    # verified a moment ago: the file changed under us or the disk is failing
+                    return self._reject(path, f"the install failed ({exc}); the replica was not changed")
         finally:
             syncer.preempt.clear()
         syncer.audit.append(
