@@ -32,7 +32,7 @@ from typing import Any
 
 from edgenode import wire
 from edgenode.durable import atomic_write, fsync_dir, utcnow
-from edgenode.errors import EdgenodeError, WireError
+from edgenode.errors import EdgenodeError, SchemaTooNew, WireError
 from edgenode.sync.client import DirectoryFeedClient
 from edgenode.sync.syncer import Syncer
 
@@ -42,6 +42,17 @@ DONE = "done"
 REJECTED = "rejected"
 #: Names that copy tools, browsers and editors use while a file is still being written.
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".swp", "~")
+
+
+DAMAGED = "the file is damaged: copy it again, or write a new one with `edgenode hub snapshot --out`"
+
+
+def _advice(problem: str) -> str:
+    if "municipality" in problem:
+        return "this file is for another municipality's nodes"
+    if "signature" in problem or "not signed" in problem:
+        return "it was not signed by the hub whose key this node pinned at `node init`"
+    return DAMAGED
 
 
 def inbox_folder(data: Path, setting: str) -> Path:
@@ -82,7 +93,7 @@ def check_file(path: Path, *, lg_code: str, verifier: Any) -> Checked:
             raise Incomplete(f"{size} bytes so far")
         n = int.from_bytes(head[4:8], "big")
         if n > wire.MAX_HEADER:
-            raise WireError("the manifest length is implausible: the file is damaged")
+            raise WireError(f"the manifest length is implausible; {DAMAGED}")
         rest = f.read(n)
         if len(rest) < n:
             raise Incomplete(f"{size} bytes so far, the manifest alone needs {8 + n}")
@@ -90,17 +101,25 @@ def check_file(path: Path, *, lg_code: str, verifier: Any) -> Checked:
         try:
             header, off = wire.decode_frame_header(wire.SNAPSHOT_MAGIC, head + rest)
         except WireError as exc:
-            raise WireError(f"the manifest is damaged ({exc})") from exc
-        manifest = wire.verify_manifest(header, lg_code=lg_code, verifier=verifier)
+            raise WireError(f"the manifest is damaged ({exc}); {DAMAGED}") from exc
+        try:
+            manifest = wire.verify_manifest(header, lg_code=lg_code, verifier=verifier)
+        except SchemaTooNew:
+            raise  # its message already says to upgrade
+        except WireError as exc:
+            raise WireError(f"{exc}; {_advice(str(exc))}") from exc
         expected = off + manifest.total_len
         if size < expected:
             raise Incomplete(f"{size} of {expected} bytes ({100 * size // max(expected, 1)} %)")
         if size > expected:
-            raise WireError(f"the file has {size - expected} bytes more than its manifest declares")
+            raise WireError(f"the file has {size - expected} bytes more than its manifest declares; {DAMAGED}")
         for i in range(len(manifest.chunks)):
             data = f.read(manifest.chunk_size)
             h.update(data)
-            wire.check_chunk(manifest, i, data)
+            try:
+                wire.check_chunk(manifest, i, data)
+            except WireError as exc:
+                raise WireError(f"{exc}; {DAMAGED}") from exc
     return Checked(manifest, h.hexdigest(), size)
 
 

@@ -212,3 +212,20 @@ def test_a_file_that_cannot_be_moved_is_handled_once(setup: Setup, caplog: pytes
     assert (setup.inbox.folder / "a.ensnap").exists()
     assert "could not move a.ensnap to done/" in caplog.text
     assert setup.settle() == [] and setup.inbox.scan(2000.0) == []  # not installed or judged again
+
+
+def test_each_refusal_says_what_to_do(setup: Setup) -> None:
+    other_hub = Hub(setup.tmp / "hub2")
+    other_hub.init_tenant(LG, "門川町", residents=10, seed=9)
+    forged = setup.tmp / "media2" / "forged.ensnap"
+    forged.parent.mkdir()
+    other_hub.snapshot_file(LG, forged)
+    setup.drop(forged)
+    good = setup.snapshot("good.ensnap").read_bytes()
+    (setup.inbox.folder / "flipped.ensnap").write_bytes(good[:-40] + bytes([good[-40] ^ 1]) + good[-39:])
+    setup.drop(setup.snapshot("nobeoka.ensnap", "452017"))
+    reasons = {r["file"]: r["reason"] for r in setup.settle()}
+    assert "signature" in reasons["forged.ensnap"] and "pinned at `node init`" in reasons["forged.ensnap"]
+    assert "copy it again" in reasons["flipped.ensnap"]
+    assert "another municipality's nodes" in reasons["nobeoka.ensnap"]
+    assert setup.cursor() is None
