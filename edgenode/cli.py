@@ -272,22 +272,42 @@ def node_bootstrap(args: argparse.Namespace) -> int:
 def node_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from edgenode.config_watch import ConfigReloader, LiveSettings, apply_log_level
     from edgenode.counter_ui.app import create_app
+    from edgenode.sync.inbox import Inbox, inbox_folder
     from edgenode.sync.mode import WanMonitor
+    from edgenode.sync.nodeconfig import load_node_settings
+    from edgenode.sync.syncer import Syncer
+    from edgenode.watch import watch_node
 
-    syncer = _syncer(args, host=args.host, port=args.port)
+    data = Path(args.data)
+    flags = {"host": args.host, "port": args.port}
+    s = LiveSettings(load_node_settings(data, flags=flags))
+    apply_log_level(s, args.verbose)
+    syncer = Syncer(data, s)
     syncer.replica.ensure_search_index()
     syncer.state.update(serving_pid=os.getpid())
+    inbox = Inbox(inbox_folder(data, s["inbox_dir"]), syncer)
+    if not s["inbox_dir"]:
+        inbox.ensure()  # a folder of its own (a USB mount point is left for the system to make)
+
+    def retune() -> None:
+        syncer.retune()
+        apply_log_level(s, args.verbose)
+
+    reloader = ConfigReloader(
+        data, s, env=os.environ, flags=flags, state=syncer.state, audit=syncer.audit, on_change=retune, settle=0.5
+    )
     stop = threading.Event()
     follower = threading.Thread(target=syncer.run, args=(stop,), name="sync", daemon=True)
     follower.start()
-    monitor = WanMonitor(syncer.mode, syncer.settings["hub_url"])
+    monitor = WanMonitor(syncer.mode, s["hub_url"])
     threading.Thread(target=monitor.run, args=(stop,), name="wan-monitor", daemon=True).start()
-    s = syncer.settings
-    log.info("node serving on http://%s:%d", s["host"], s["port"])
+    threading.Thread(target=watch_node, args=(stop, data, inbox, reloader), name="watch", daemon=True).start()
+    log.info("node serving on http://%s:%d; inbox %s", s["host"], s["port"], inbox.folder)
     try:
         uvicorn.run(
-            create_app(Path(args.data), s),
+            create_app(data, s),
             host=s["host"],
             port=s["port"],
             log_level="warning",

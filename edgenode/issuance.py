@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -102,6 +103,14 @@ class Issued:
     pages: int
 
 
+def _stamp(path: Path) -> str:
+    # the content, not the mtime: two edits within one timestamp tick must not look alike
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return ""
+
+
 def load_cert_config(data: Path, settings: Settings) -> CertConfig:
     """The node's certificate settings from DATA/certs.toml (terminal name = node id)."""
     path = data / CERTS_CONFIG
@@ -156,13 +165,24 @@ class IssuanceService:
         self.replica = Replica(data / "replica")
         self.audit = AuditLog(data / "node.db", settings["node_id"])
         self._config = config
+        self._config_stamp: str | None = None if config is not None else ""
         self._renderer: Any = None
 
     @property
     def config(self) -> CertConfig:
-        """Certificate settings (loaded on first use, so search works without them)."""
-        if self._config is None:
-            self._config = load_cert_config(self.data, self.settings)
+        """Certificate settings (loaded on first use, so search works without them).
+
+        An edited certs.toml is read again; if the edit does not validate, the last good
+        settings stay in use (the node's watcher logs why).
+        """
+        stamp = _stamp(self.data / CERTS_CONFIG)
+        if self._config is None or (self._config_stamp is not None and stamp != self._config_stamp):
+            try:
+                self._config = load_cert_config(self.data, self.settings)
+            except ConfigError:
+                if self._config is None:
+                    raise
+            self._config_stamp = stamp
         return self._config
 
     def _db(self) -> sqlite3.Connection:
@@ -263,10 +283,11 @@ class IssuanceService:
     @property
     def renderer(self) -> Any:
         """The certificate renderer (kept warm: font parsing is the slow part)."""
-        if self._renderer is None:
+        config = self.config
+        if self._renderer is None or self._renderer.config is not config:
             from edgenode.certs.render import Renderer
 
-            self._renderer = Renderer(self.config)
+            self._renderer = Renderer(config)
         return self._renderer
 
     def issue(self, atena_no: str, request: CertRequest, clerk: str, approval: Approval | None = None) -> Issued:

@@ -63,3 +63,4 @@ def setup(verbose: bool = False, fmt: str = "auto") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("weasyprint").setLevel(logging.WARNING)
     logging.getLogger("fontTools").setLevel(logging.WARNING)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change it sees

@@ -29,6 +29,7 @@ class Setting:
     help: str
     secret: bool = False
     minimum: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 HUB_SETTINGS: tuple[Setting, ...] = (
@@ -93,6 +94,21 @@ NODE_SETTINGS: tuple[Setting, ...] = (
         "re-bootstrap instead of repair above this share of differing buckets",
         minimum=0,
     ),
+    Setting("inbox_dir", str, "", "folder watched for snapshot files on physical media; empty means DATA/inbox"),
+    Setting(
+        "inbox_settle_seconds",
+        float,
+        2.0,
+        "a file in the inbox is read only after its size has not changed for this long, seconds",
+        minimum=0,
+    ),
+    Setting(
+        "log_level",
+        str,
+        "info",
+        "log detail of `node serve`: debug, info, warning or error",
+        choices=("debug", "info", "warning", "error"),
+    ),
 )
 
 
@@ -143,6 +159,8 @@ def _coerce(s: Setting, raw: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: setting {s.name} must be {s.type.__name__}, got {shown}") from exc
     if s.minimum is not None and value < s.minimum:
         raise ConfigError(f"{origin}: setting {s.name} must be at least {s.minimum}")
+    if s.choices and value not in s.choices:
+        raise ConfigError(f"{origin}: setting {s.name} must be one of {', '.join(s.choices)}, got {value!r}")
     return value
 
 

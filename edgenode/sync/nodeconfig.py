@@ -76,6 +76,7 @@ def init_node(
         values = {}
     values.update(hub_url=hub_url, token=token, node_id=node_id, lg_code=lg_code, hub_public_key=hub_key)
     settings_mod.write(NODE_SETTINGS, existing, values)
+    (data / "inbox").mkdir(exist_ok=True)  # snapshot files from physical media go here
     if municipality:
         write_certs_template(data, lg_code, municipality)
     return settings_mod.load(NODE_SETTINGS, existing, {}, {})

@@ -76,6 +76,12 @@ class Syncer:
         self.audit = AuditLog(data / "node.db", settings["node_id"])
         self.outbox = Outbox(data / "node.db")
         self.mode = mode or ModeMachine(self.state, self.audit, offline_after=settings["offline_after"])
+        # Held while the replica is replaced or a feed batch is fetched and applied, so that a
+        # bootstrap from the inbox and the sync loop never interleave.
+        self.lock = threading.RLock()
+        # Set while a snapshot file waits for the lock: an HTTP bootstrap then stops between
+        # chunks (they stay staged) instead of holding the lock for hours on a slow link.
+        self.preempt = threading.Event()
 
     @property
     def client(self) -> FeedClient:
@@ -92,6 +98,13 @@ class Syncer:
             )
         return self._client
 
+    def retune(self) -> None:
+        """Hand reloaded run-time settings to the parts that copied them when they were built."""
+        self.mode.offline_after = self.settings["offline_after"]
+        if isinstance(self._client, HttpFeedClient):
+            self._client.limiter.rate = self.settings["bandwidth_limit"]
+            self._client.timeout = self.settings["request_timeout"]
+
     def close(self) -> None:
         """Release the client's connections."""
         if self._client is not None:
@@ -105,11 +118,12 @@ class Syncer:
         Chunks already on disk from an interrupted attempt are re-checked against the manifest
         and kept, so a bootstrap resumes at the first missing chunk.
         """
-        self.state.update(bootstrapping=os.getpid())
-        try:
-            return self._bootstrap(client, allow_older)
-        finally:
-            self.state.update(bootstrapping=None)
+        with self.lock:
+            self.state.update(bootstrapping=os.getpid())
+            try:
+                return self._bootstrap(client, allow_older)
+            finally:
+                self.state.update(bootstrapping=None)
 
     def _bootstrap(self, client: FeedClient | None, allow_older: bool, attempt: int = 0) -> int:
         src = client or self.client
@@ -133,6 +147,8 @@ class Syncer:
             path = self.staging / f"chunk-{i:06d}"
             if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == expected:
                 continue
+            if client is None and self.preempt.is_set():
+                raise SyncError("a snapshot file in the inbox takes over this bootstrap", retryable=True)
             try:
                 data = src.chunk(manifest.snap_id, i)
             except SnapshotGone:
@@ -174,6 +190,10 @@ class Syncer:
 
     def pull_once(self, wait: float = 0.0) -> int:
         """Fetch one batch after the cursor, verify and apply it; return how many txs applied."""
+        with self.lock:
+            return self._pull_once(wait)
+
+    def _pull_once(self, wait: float) -> int:
         pos = self.replica.position()
         if pos is None:
             raise SyncError("no replica yet", retryable=True, hint="bootstrap first")
@@ -409,6 +429,8 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         "mode_reason": st.get("mode_reason"),
         "forced_offline": bool(st.get("forced_offline")),
         "data_as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at") if meta else None,
+        "inbox": st.get("inbox"),
+        "config": st.get("config"),
     }
 
 
