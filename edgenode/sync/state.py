@@ -47,3 +47,22 @@ class NodeState:
             return {k: json.loads(v) for k, v in conn.execute("SELECT k, v FROM state")}
         finally:
             conn.close()
+
+    def push_error(self, entry: dict[str, Any], keep: int = 20) -> None:
+        """Add an error to the bounded ``recent_errors`` list; a repeat of the newest one is counted."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT v FROM state WHERE k = 'recent_errors'").fetchone()
+            errors: list[dict[str, Any]] = json.loads(row[0]) if row else []
+            if errors and errors[0].get("error") == entry.get("error"):
+                errors[0] = {**errors[0], "last_at": entry.get("at"), "count": int(errors[0].get("count", 1)) + 1}
+            else:
+                errors.insert(0, {**entry, "last_at": entry.get("at"), "count": 1})
+            conn.execute(
+                "INSERT OR REPLACE INTO state (k, v) VALUES ('recent_errors', ?)",
+                (json.dumps(errors[:keep], ensure_ascii=False),),
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
