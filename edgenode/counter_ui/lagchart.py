@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from edgenode.sync.laghistory import COARSE_BUCKET, FULL_RESOLUTION, Sample, gap_after
+from edgenode.sync.laghistory import COARSE_BUCKET, FULL_RESOLUTION, Sample, covers, gap_after
 
 JST = _dt.timezone(_dt.timedelta(hours=9), "JST")
 WEEKDAYS = "月火水木金土日"
@@ -73,9 +73,9 @@ def jst(t: float, with_date: bool = False) -> str:
     return f"{day}{d.hour:02d}:{d.minute:02d}"
 
 
-def _gap(at: float, end: float, interval: float) -> float:
+def _interval(at: float, end: float, interval: float) -> float:
     # samples older than a day were merged into one per COARSE_BUCKET: sparser, but not a gap
-    return gap_after(max(interval, COARSE_BUCKET) if at < end - FULL_RESOLUTION else interval)
+    return max(interval, COARSE_BUCKET) if at < end - FULL_RESOLUTION else interval
 
 
 def spans(samples: list[Sample], start: float, end: float, interval: float) -> list[Span]:
@@ -98,8 +98,8 @@ def spans(samples: list[Sample], start: float, end: float, interval: float) -> l
     for i, s in enumerate(samples):
         if s.at > cursor:
             add(cursor, s.at, "nodata")
-        nxt = samples[i + 1].at if i + 1 < len(samples) else end
-        upto = min(nxt, s.at + _gap(s.at, end, interval))
+        nxt = samples[i + 1].at if i + 1 < len(samples) else None
+        upto = covers(s, nxt, _interval(s.at, end, interval))
         add(s.at, upto, "offline" if s.mode == "offline" else "up")
         cursor = max(cursor, upto)
     if cursor < end:
@@ -192,7 +192,7 @@ def chart(samples: Iterable[Sample], start: float, end: float, interval: float, 
     # the lag line, broken where the node was not running
     run: list[Sample] = []
     for s in [*lags, None]:
-        if s is None or (run and s.at - run[-1].at > _gap(run[-1].at, end, interval)):
+        if s is None or (run and s.at - run[-1].at > gap_after(_interval(run[-1].at, end, interval))):
             if run:
                 coords = " ".join(f"{x(r.at)},{y(r.lag_seconds or 0.0)}" for r in run)
                 if len(run) == 1:

@@ -60,6 +60,13 @@ def gap_after(interval: float) -> float:
     return max(3 * interval, interval + 30.0)
 
 
+def covers(s: Sample, next_at: float | None, interval: float) -> float:
+    """Until when sample `s` speaks for the node: the next sample, or one interval if none follows soon."""
+    if next_at is not None and next_at - s.at <= gap_after(interval):
+        return next_at
+    return s.at + interval
+
+
 def sample_from_status(st: dict[str, Any], applied: int, at: float | None = None) -> Sample:
     """A sample of the node as `node_status` sees it now."""
     return Sample(
@@ -207,15 +214,13 @@ class Slot:
 def slots(samples: list[Sample], start: float, end: float, n: int, interval: float) -> list[Slot]:
     """`n` equal slices of [start, end), each with the worst lag and mode of the samples in it.
 
-    A sample stands for the time up to the next one (or `gap_after(interval)` at most), so a
-    slot between two close samples is covered even if no sample falls inside it.
+    A sample stands for the time up to the next one (`covers`), so a slot between two close
+    samples is covered even if no sample falls inside it.
     """
     width = (end - start) / n
     out: list[list[Any]] = [[None, None] for _ in range(n)]
-    gap = gap_after(interval)
     for i, s in enumerate(samples):
-        nxt = samples[i + 1].at if i + 1 < len(samples) else s.at + interval
-        upto = min(nxt, s.at + gap)
+        upto = covers(s, samples[i + 1].at if i + 1 < len(samples) else None, interval)
         first = max(0, int((s.at - start) // width))
         last = min(n - 1, int((upto - start - 1e-9) // width))
         for k in range(first, last + 1):
