@@ -8,7 +8,6 @@ municipality 403. The wire format is described in docs/protocol.md.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import time
 from typing import Any
@@ -22,11 +21,12 @@ from starlette.routing import Route
 
 from edgenode import __version__, wire
 from edgenode.errors import StoreError, WireError
+from edgenode.hub import fleet as fleet_view
 from edgenode.hub import uploads as upload_mod
 from edgenode.hub.snapshot import SnapshotCache
 from edgenode.hub.store import HubStore
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
-from edgenode.metrics import HubCollector
+from edgenode.metrics import HubCollector, RequestLatency
 from edgenode.metrics import render as render_metrics
 from edgenode.settings import Settings
 
@@ -243,36 +243,11 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         return JSONResponse({"results": results})
 
     async def fleet_json(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {"tenants": await run_in_threadpool(store.tenants), "nodes": await run_in_threadpool(store.nodes)}
-        )
+        return JSONResponse(await run_in_threadpool(fleet_view.fleet, store, settings))
 
     async def fleet(request: Request) -> HTMLResponse:
-        nodes = await run_in_threadpool(store.nodes)
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(v))}</td>"
-                for v in (
-                    n["lg_code"],
-                    n["node_id"],
-                    n["last_seen_at"],
-                    n["status"].get("mode"),
-                    n["status"].get("cursor"),
-                    n["status"].get("lag_changes"),
-                    n["status"].get("lag_seconds"),
-                )
-            )
-            + "</tr>"
-            for n in nodes
-        )
-        page = (
-            "<!doctype html><html lang=ja><meta charset=utf-8><title>edgenode fleet / 拠点一覧</title>"
-            "<h1>拠点一覧 / Fleet</h1><table border=1><tr><th>団体コード</th><th>node</th>"
-            "<th>last heartbeat</th><th>mode</th><th>cursor</th><th>lag (changes)</th><th>lag (s)</th></tr>"
-            f"{rows}</table></html>"
-        )
-        return HTMLResponse(page)
+        doc = await run_in_threadpool(fleet_view.fleet, store, settings)
+        return HTMLResponse(fleet_view.render_html(doc))
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
@@ -281,9 +256,10 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         return {lg: store.tenant(lg).head() for lg in store.tenants()}
 
     collector = HubCollector(heads, store.nodes)
+    latency = RequestLatency("edgenode_hub")
 
     async def metrics(request: Request) -> Response:
-        return Response(await run_in_threadpool(render_metrics, collector), media_type=METRICS_TYPE)
+        return Response(await run_in_threadpool(render_metrics, collector, latency), media_type=METRICS_TYPE)
 
     async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=404)
@@ -309,4 +285,4 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         Route("/metrics", metrics),
     ]
     exception_handlers: dict[Any, Any] = {StoreError: on_store_error, HTTPException: on_http_error}
-    return Starlette(routes=routes, exception_handlers=exception_handlers)
+    return Starlette(routes=routes, exception_handlers=exception_handlers, middleware=[latency.middleware(routes)])
