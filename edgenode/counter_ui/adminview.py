@@ -19,6 +19,7 @@ from edgenode.durable import utcnow
 from edgenode.errors import EdgenodeError
 from edgenode.settings import Settings
 from edgenode.sync.laghistory import LagHistory, apply_rate
+from edgenode.sync.mode import ModeMachine
 from edgenode.sync.state import NodeState
 from edgenode.sync.statustext import disk, flat
 
@@ -53,10 +54,11 @@ def admin_facts(data: Path, settings: Settings, st: dict[str, Any], audit: Audit
 class VerifyRunner:
     """One `Syncer.verify` at a time, in a background thread; the result lands in ``node.db``."""
 
-    def __init__(self, data: Path, settings: Settings, audit: AuditLog) -> None:
+    def __init__(self, data: Path, settings: Settings, audit: AuditLog, mode: ModeMachine | None = None) -> None:
         self.data = data
         self.settings = settings
         self.audit = audit
+        self.mode = mode  # the app's mode machine: a verify that reaches the hub reports it there
         self._lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
@@ -76,7 +78,7 @@ class VerifyRunner:
 
         syncer: Syncer | None = None
         try:
-            syncer = Syncer(self.data, self.settings)
+            syncer = Syncer(self.data, self.settings, mode=self.mode)
             r = syncer.verify()
             detail = {
                 "identical": r.identical,

@@ -418,7 +418,7 @@ def create_app(
 
     # ------------------------------------------------------------ admin
 
-    verifier = VerifyRunner(data, settings, audit)
+    verifier = VerifyRunner(data, settings, audit, machine)
     notices = {
         "verify_started": "照合を開始しました（数十秒かかることがあります。再読み込みで結果を表示）",
         "verify_busy": "照合はすでに実行中です",

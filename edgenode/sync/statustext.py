@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenode.audit import AuditLog
-from edgenode.counter_ui.lagchart import duration, jst
+from edgenode.counter_ui.lagchart import jst
 from edgenode.durable import parse_time
 from edgenode.settings import Settings
 from edgenode.sync.laghistory import LagHistory, apply_rate, slots, sparkline
@@ -39,6 +39,20 @@ def flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
             rows += flat(v, f"{prefix}{k}." if isinstance(v, dict) else f"{prefix}{k}")
         return rows
     return [(prefix.rstrip("."), "—" if value is None else str(value))]
+
+
+def duration(seconds: float) -> str:
+    """「45 s」「12 min」「3 h 5 min」「2 d 4 h」."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        h, m = divmod(s // 60, 60)
+        return f"{h} h" + (f" {m} min" if m else "")
+    d, h = divmod(s // 3600, 24)
+    return f"{d} d" + (f" {h} h" if h else "")
 
 
 def _when(iso: Any) -> str:
