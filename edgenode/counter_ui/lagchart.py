@@ -45,7 +45,7 @@ _NICE = (
 
 @dataclass(frozen=True)
 class Span:
-    """A stretch of time in one state: ``offline``, ``nodata`` (node not running) or ``up``."""
+    """A stretch of time: ``offline``, ``nodata`` (node not running), ``up``, or ``before`` the first sample."""
 
     start: float
     end: float
@@ -97,13 +97,14 @@ def spans(samples: list[Sample], start: float, end: float, interval: float) -> l
     cursor = start
     for i, s in enumerate(samples):
         if s.at > cursor:
-            add(cursor, s.at, "nodata")
+            # before the first sample nothing is known (a new node, or history not yet kept)
+            add(cursor, s.at, "nodata" if i else "before")
         nxt = samples[i + 1].at if i + 1 < len(samples) else None
         upto = covers(s, nxt, _interval(s.at, end, interval))
         add(s.at, upto, "offline" if s.mode == "offline" else "up")
         cursor = max(cursor, upto)
     if cursor < end:
-        add(cursor, end, "nodata")
+        add(cursor, end, "nodata" if samples else "before")
     return out
 
 
@@ -158,6 +159,17 @@ def chart(samples: Iterable[Sample], start: float, end: float, interval: float, 
         f'<text x="{LEFT}" y="20" font-size="16" font-weight="bold" fill="#111111">{escape(title)}</text>',
     ]
     # bands first, the line on top
+    for p in parts:
+        if p.kind == "before":
+            o.append(
+                f'<rect class="before" x="{x(p.start)}" y="{TOP}" width="{round(x(p.end) - x(p.start), 2)}"'
+                f' height="{BOTTOM - TOP}" fill="#f4f4f4"/>'
+            )
+            if x(p.end) - x(p.start) > 160:
+                o.append(
+                    f'<text x="{round((x(p.start) + x(p.end)) / 2, 2)}" y="{(TOP + BOTTOM) / 2}" font-size="14"'
+                    ' text-anchor="middle" fill="#555555">記録開始前 (no samples yet)</text>'
+                )
     for p in nodata:
         o.append(
             f'<rect class="nodata" x="{x(p.start)}" y="{TOP}" width="{round(x(p.end) - x(p.start), 2)}"'
@@ -234,7 +246,7 @@ def chart(samples: Iterable[Sample], start: float, end: float, interval: float, 
 def _describe(pts: list[Sample], peak: Sample | None, offline: list[Span], nodata: list[Span], long: bool) -> str:
     if not pts:
         return "この期間の記録はありません（no samples in this period）。"
-    words = []
+    words = [f"記録は {jst(pts[0].at, True)} から。"]
     if peak is not None and peak.lag_seconds:
         words.append(f"最大の遅れ {duration(peak.lag_seconds)}（{jst(peak.at, True)}）。")
     else:

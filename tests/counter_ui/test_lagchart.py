@@ -81,3 +81,12 @@ def test_no_samples_draws_an_empty_chart_that_says_so() -> None:
     assert desc is not None and "記録はありません" in (desc.text or "")
     assert not svg.findall(f".//{SVG}polyline")
     assert "script" not in c["day"] and "style=" not in c["day"] and 'href="http' not in c["day"]
+
+
+def test_a_new_node_is_not_drawn_as_stopped_before_its_first_sample() -> None:
+    samples = [Sample(NOW - 600 + 60 * k, k, k, 0, 0.0, "online", 1) for k in range(10)]
+    svg = ET.fromstring(charts(samples, NOW, 60)["day"])
+    assert not svg.findall(f".//{SVG}rect[@class='nodata']")
+    [before] = svg.findall(f".//{SVG}rect[@class='before']")
+    assert abs(float(before.get("x", "")) + float(before.get("width", "")) - _x(svg, NOW - 600)) < 1.0
+    assert "記録は 11/27(金) 11:50 から" in (svg.findtext(f"{SVG}desc") or "")
