@@ -48,8 +48,11 @@ class NodeState:
         finally:
             conn.close()
 
-    def push_error(self, entry: dict[str, Any], keep: int = 20) -> None:
-        """Add an error to the bounded ``recent_errors`` list; a repeat of the newest one is counted."""
+    def push_error(self, entry: dict[str, Any], keep: int = 20, **values: Any) -> None:
+        """Add an error to the bounded ``recent_errors`` list (a repeat of the newest is counted).
+
+        `values` are set in the same transaction, so readers never see one without the other.
+        """
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -62,6 +65,10 @@ class NodeState:
             conn.execute(
                 "INSERT OR REPLACE INTO state (k, v) VALUES ('recent_errors', ?)",
                 (json.dumps(errors[:keep], ensure_ascii=False),),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO state (k, v) VALUES (?, ?)",
+                [(k, json.dumps(v, ensure_ascii=False)) for k, v in values.items()],
             )
             conn.execute("COMMIT")
         finally:

@@ -267,9 +267,10 @@ class Syncer:
     def record_error(self, exc: BaseException) -> None:
         """Remember the last error and its hint for `status`."""
         hint = getattr(exc, "hint", "")
-        at = utcnow()
-        self.state.update(last_error=f"{type(exc).__name__}: {exc}", last_error_hint=hint, last_error_at=at)
-        self.state.push_error({"at": at, "error": f"{type(exc).__name__}: {exc}", "hint": hint})
+        at, error = utcnow(), f"{type(exc).__name__}: {exc}"
+        self.state.push_error(
+            {"at": at, "error": error, "hint": hint}, last_error=error, last_error_hint=hint, last_error_at=at
+        )
 
     def observe(self, force: bool = False) -> None:
         """Every lag_sample_interval: record a lag sample and run the staleness watchdog."""
