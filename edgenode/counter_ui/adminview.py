@@ -29,8 +29,10 @@ log = logging.getLogger("edgenode.counter_ui")
 RATE_WINDOW = 900.0
 
 
-def admin_facts(data: Path, settings: Settings, st: dict[str, Any], audit: AuditLog) -> dict[str, Any]:
-    """Everything on the admin page apart from the live status itself."""
+def admin_facts(
+    data: Path, settings: Settings, st: dict[str, Any], audit: AuditLog, verifying: bool = False
+) -> dict[str, Any]:
+    """Everything on the admin page apart from the live status itself (`verifying`: a verify runs)."""
     now = time.time()
     interval = float(settings["lag_sample_interval"])
     samples = LagHistory(data / "node.db").samples(now - 7 * 86400)
@@ -46,7 +48,7 @@ def admin_facts(data: Path, settings: Settings, st: dict[str, Any], audit: Audit
         "audit_count": n,
         "audit_problem": problem,
         "entries": audit.entries(30),
-        "verify_running": bool(state.get("verify_running")),
+        "verify_running": verifying,
         "verify_error": state.get("verify_error"),
     }
 
@@ -61,6 +63,10 @@ class VerifyRunner:
         self.mode = mode  # the app's mode machine: a verify that reaches the hub reports it there
         self._lock = threading.Lock()
         self.thread: threading.Thread | None = None
+
+    def running(self) -> bool:
+        """Whether a verify started here is still running (a flag left by a killed process is not)."""
+        return self.thread is not None and self.thread.is_alive()
 
     def start(self, actor: str) -> bool:
         """Start a verify unless one is running; False if one already is."""

@@ -429,7 +429,7 @@ def create_app(
     @requires(*SUPERVISORS)
     async def admin(request: Request) -> HTMLResponse:
         st = await run_in_threadpool(status)
-        facts = await run_in_threadpool(admin_facts, data, settings, st, audit)
+        facts = await run_in_threadpool(admin_facts, data, settings, st, audit, verifier.running())
         # our own SVG, built from numbers and escaped text (lagchart): safe to embed as markup
         facts["charts"] = {k: Markup(v) for k, v in facts["charts"].items()}
         notice = notices.get(request.query_params.get("done", ""), "")
