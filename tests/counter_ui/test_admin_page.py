@@ -132,3 +132,16 @@ def test_a_broken_audit_chain_is_called_broken(counter: Counter) -> None:
     conn.close()
     page = counter.client.get("/admin").text
     assert "改ざんを検出 BROKEN" in page and "連鎖は正常" not in page
+
+
+def test_the_staleness_alarm_is_impossible_to_miss(counter: Counter) -> None:
+    st = NodeState(counter.data / "node.db")
+    cursor = Syncer(counter.data, load_node_settings(counter.data, env={})).status()["cursor"]
+    # the cursor last moved 20 minutes ago, when the hub's head was where the cursor is; the head moved since
+    st.update(cursor_seen=cursor, cursor_moved_at=time.time() - 1200, head_at_cursor_move=cursor, hub_head=cursor + 5)
+    counter.login("suzuki")
+    page = counter.client.get("/admin").text
+    assert 'role="alert"' in page and "同期停滞の警報" in page and "発報中 ALARM" in page
+    assert "20分" in page
+    metrics = counter.client.get("/metrics").text
+    assert "edgenode_node_stale_alarm 1.0" in metrics
