@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edgenode.sync.laghistory import LagHistory
 from edgenode.sync.nodeconfig import load_node_settings
@@ -21,7 +24,10 @@ def _wait(cond: object, what: str, limit: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def test_the_loop_samples_lag_and_a_wake_cuts_a_long_backoff_short(hub: HubProc, tmp_path: Path) -> None:
+def test_the_loop_samples_lag_and_a_wake_cuts_a_long_backoff_short(
+    hub: HubProc, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "edgenode.sync")
     data = make_node(tmp_path, hub.url, hub.token("node1"))
     flags = {
         "lag_sample_interval": 1.0,
@@ -47,8 +53,13 @@ def test_the_loop_samples_lag_and_a_wake_cuts_a_long_backoff_short(hub: HubProc,
         assert errors and errors[0]["hint"], errors
         hub.start()
         hub.simulate(4, seed=9)
+        retries = [r for r in caplog.records if "retry in" in r.getMessage()]
+        assert retries, "the loop never backed off"
+        delay = float(re.findall(r"retry in ([0-9.]+)s", retries[-1].getMessage())[0])
         syncer.wake.set()  # what the admin page's 今すぐ同期 does
-        _wait(lambda: syncer.status()["cursor"] == 4, "the wake did not cut the backoff short", limit=120)
+        _wait(lambda: syncer.status()["cursor"] == 4, "the wake did not cut the backoff short", limit=delay + 60)
+        # caught up before the backoff it was sleeping would have ended (full jitter: 0–600 s)
+        assert time.time() < retries[-1].created + delay or delay < 1.0
         fleet = httpx.get(f"{hub.url}/fleet.json").json()
         _wait(
             lambda: httpx.get(f"{hub.url}/fleet.json").json()["nodes"][0]["cursor"] == 4,
