@@ -214,14 +214,16 @@ def node_sync(args: argparse.Namespace) -> int:
 
 def node_status(args: argparse.Namespace) -> int:
     from edgenode.sync.nodeconfig import load_node_settings
+    from edgenode.sync.statustext import status_text
     from edgenode.sync.syncer import node_status as status
 
-    st = status(Path(args.data), load_node_settings(Path(args.data)))
+    data = Path(args.data)
+    settings = load_node_settings(data)
+    st = status(data, settings)
     if args.json:
         print(json.dumps(st, ensure_ascii=False, sort_keys=True))
     else:
-        for k, v in st.items():
-            print(f"{k:16} {v}")
+        print(status_text(data, settings, st))
     return 0
 
 
@@ -307,7 +309,7 @@ def node_serve(args: argparse.Namespace) -> int:
     log.info("node serving on http://%s:%d; inbox %s", s["host"], s["port"], inbox.folder)
     try:
         uvicorn.run(
-            create_app(data, s),
+            create_app(data, s, wake=syncer.wake.set),
             host=s["host"],
             port=s["port"],
             log_level="warning",

@@ -54,6 +54,13 @@ HUB_SETTINGS: tuple[Setting, ...] = (
         False,
         "mark the staff pages' login cookies Secure (set true whenever staff reach the hub over HTTPS)",
     ),
+    Setting(
+        "fleet_silent_after", float, 300.0, "fleet view: a node without a heartbeat this long is silent", minimum=1
+    ),
+    Setting("fleet_behind_seconds", float, 900.0, "fleet view: a node whose lag reaches this is behind", minimum=0),
+    Setting(
+        "fleet_behind_changes", int, 1000, "fleet view: a node this many changes behind the head is behind", minimum=1
+    ),
 )
 
 NODE_SETTINGS: tuple[Setting, ...] = (
@@ -70,7 +77,17 @@ NODE_SETTINGS: tuple[Setting, ...] = (
     Setting("request_timeout", float, 30.0, "seconds without progress before a request fails", minimum=1),
     Setting("backoff_initial", float, 1.0, "first retry delay after an error, seconds", minimum=0),
     Setting("backoff_max", float, 60.0, "longest retry delay, seconds", minimum=0),
-    Setting("heartbeat_interval", float, 30.0, "seconds between heartbeats to the hub", minimum=1),
+    Setting(
+        "heartbeat_interval", float, 30.0, "seconds between heartbeats to the hub (at most 60 are used)", minimum=1
+    ),
+    Setting("lag_sample_interval", float, 60.0, "seconds between lag-history samples (admin charts)", minimum=1),
+    Setting(
+        "stale_alarm_after",
+        float,
+        900.0,
+        "watchdog: alarm when the cursor has not moved for this many seconds while the hub head has",
+        minimum=1,
+    ),
     Setting("digest_buckets", int, 256, "buckets of the anti-entropy digest", minimum=1),
     Setting(
         "approval_lag_seconds",

@@ -11,10 +11,12 @@ import dataclasses
 import datetime as _dt
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,11 +28,14 @@ from edgenode.audit import AuditLog
 from edgenode.certs.config import DEFAULT_OMISSIONS
 from edgenode.certs.errors import CertError
 from edgenode.certs.model import CertRequest, Kind, Layout, Omission, Requester, Scope
+from edgenode.counter_ui.adminview import VerifyRunner, admin_facts
 from edgenode.counter_ui.auth import Auth, AuthConfig, public, requires
+from edgenode.counter_ui.lagchart import duration
+from edgenode.durable import parse_time
 from edgenode.errors import EdgenodeError
 from edgenode.issuance import INTAKE_TYPES, JST, MAX_NEWCOMERS, NEWCOMER_FIELDS, Approval, IssuanceService
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
-from edgenode.metrics import NodeCollector
+from edgenode.metrics import NodeCollector, RequestLatency
 from edgenode.metrics import render as render_metrics
 from edgenode.outbox import Outbox
 from edgenode.settings import Settings
@@ -71,6 +76,17 @@ def as_of_label(iso: str | None) -> str:
     return time_label(iso) or "不明"
 
 
+def jst_label(iso: str | None) -> str:
+    """A stored UTC time as 「11/27 15:04:05」 JST for admin pages, or 「—」."""
+    if not iso:
+        return "—"
+    try:
+        t = parse_time(iso).astimezone(JST)
+    except ValueError:
+        return str(iso)
+    return f"{t.month}/{t.day} {t:%H:%M:%S}"
+
+
 def banner_for(status: dict[str, Any]) -> dict[str, str]:
     """The mode banner shown on every page: mode, データ基準日時, lag."""
     mode = status["mode"]
@@ -90,15 +106,26 @@ def banner_for(status: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, *, warm: bool = False) -> Starlette:
+def create_app(
+    data: Path,
+    settings: Settings,
+    mode: ModeMachine | None = None,
+    *,
+    warm: bool = False,
+    wake: Callable[[], None] | None = None,
+) -> Starlette:
     """Build the node's Starlette application for the data folder `data`.
 
     `mode` is the running node's mode machine (so that a supervisor's 強制縮退 takes effect in
-    the same process); without it a machine over the same state file is used.
+    the same process); without it a machine over the same state file is used. `wake` wakes
+    the running sync loop (the admin page's 今すぐ同期); without it that button says no loop
+    runs in this process.
     """
     env = Environment(loader=PackageLoader("edgenode.counter_ui", "templates"), autoescape=select_autoescape())
     env.globals["wareki"] = to_wareki
     env.filters["jst_time"] = clock_time
+    env.filters["jst"] = jst_label
+    env.filters["duration"] = lambda s: "—" if s is None else duration(float(s))
     audit = AuditLog(data / "node.db", settings["node_id"])
     machine = mode or ModeMachine(NodeState(data / "node.db"), audit, offline_after=settings["offline_after"])
     service = IssuanceService(data, settings)
@@ -444,12 +471,39 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
 
     # ------------------------------------------------------------ admin
 
+    verifier = VerifyRunner(data, settings, audit, machine)
+    notices = {
+        "verify_started": "照合を開始しました（数十秒かかることがあります。再読み込みで結果を表示）",
+        "verify_busy": "照合はすでに実行中です",
+        "sync_requested": "同期ループを起こしました（数秒から長くて待ち受け時間の後に反映）",
+        "no_sync_loop": "このプロセスでは同期ループが動いていません（edgenode node serve で起動してください）",
+    }
+
     @requires(*SUPERVISORS)
     async def admin(request: Request) -> HTMLResponse:
         st = await run_in_threadpool(status)
-        n, problem = await run_in_threadpool(audit.verify)
-        entries = await run_in_threadpool(audit.entries, 50)
-        return await page(request, "admin.html", st=st, audit_count=n, audit_problem=problem, entries=entries)
+        facts = await run_in_threadpool(admin_facts, data, settings, st, audit, verifier.running())
+        # our own SVG, built from numbers and escaped text (lagchart): safe to embed as markup
+        facts["charts"] = {k: Markup(v) for k, v in facts["charts"].items()}
+        notice = notices.get(request.query_params.get("done", ""), "")
+        return await page(request, "admin.html", st=st, notice=notice, **facts)
+
+    @requires("admin")
+    async def admin_verify(request: Request) -> Response:
+        user = Auth.current_user(request)
+        assert user is not None
+        started = await run_in_threadpool(verifier.start, user.name)
+        return RedirectResponse("/admin?done=" + ("verify_started" if started else "verify_busy"), status_code=303)
+
+    @requires(*SUPERVISORS)
+    async def admin_sync(request: Request) -> Response:
+        user = Auth.current_user(request)
+        assert user is not None
+        if wake is None:
+            return RedirectResponse("/admin?done=no_sync_loop", status_code=303)
+        await run_in_threadpool(audit.append, "sync_requested", user.name, {})
+        wake()
+        return RedirectResponse("/admin?done=sync_requested", status_code=303)
 
     @requires(*SUPERVISORS)
     async def admin_queue(request: Request) -> HTMLResponse:
@@ -481,11 +535,12 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    collector = NodeCollector(status, service.counts)
+    collector = NodeCollector(status, service.counts, data / "node.db")
+    latency = RequestLatency("edgenode_node")
 
     @public
     async def metrics(request: Request) -> Response:
-        return Response(await run_in_threadpool(render_metrics, collector), media_type=METRICS_TYPE)
+        return Response(await run_in_threadpool(render_metrics, collector, latency), media_type=METRICS_TYPE)
 
     routes: list[BaseRoute] = [
         *auth.routes(),
@@ -503,6 +558,8 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
         Route("/admin", admin),
         Route("/admin/mode", admin_mode, methods=["POST"]),
         Route("/admin/queue", admin_queue),
+        Route("/admin/verify", admin_verify, methods=["POST"]),
+        Route("/admin/sync", admin_sync, methods=["POST"]),
         Route("/api/status", status_json),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
@@ -511,7 +568,7 @@ def create_app(data: Path, settings: Settings, mode: ModeMachine | None = None, 
     Auth.check_routes(routes)
     if warm:
         threading.Thread(target=service.warm_up, name="warm-renderer", daemon=True).start()
-    return Starlette(routes=routes, middleware=[auth.middleware()])
+    return Starlette(routes=routes, middleware=[latency.middleware(routes), auth.middleware()])
 
 
 def restricted_inquiry(conn: Any, hits: list[Any]) -> set[str]:

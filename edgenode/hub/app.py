@@ -22,12 +22,13 @@ from starlette.types import Receive, Scope, Send
 
 from edgenode import __version__, wire
 from edgenode.errors import StoreError, WireError
+from edgenode.hub import fleet as fleet_view
 from edgenode.hub import uploads as upload_mod
 from edgenode.hub.snapshot import SnapshotCache
 from edgenode.hub.staff_app import create_staff_app, is_staff_path
 from edgenode.hub.store import HubStore
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
-from edgenode.metrics import HubCollector
+from edgenode.metrics import HubCollector, RequestLatency
 from edgenode.metrics import render as render_metrics
 from edgenode.settings import Settings
 
@@ -244,8 +245,7 @@ def create_app(store: HubStore, settings: Settings) -> HubApp:
         return JSONResponse({"results": results})
 
     def fleet(lg_code: str | None) -> dict[str, Any]:
-        tenants = {lg: name for lg, name in store.tenants().items() if lg_code in (None, lg)}
-        return {"tenants": tenants, "nodes": store.nodes(lg_code) if lg_code else store.nodes()}
+        return fleet_view.fleet(store, settings, lg_code)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
@@ -254,9 +254,10 @@ def create_app(store: HubStore, settings: Settings) -> HubApp:
         return {lg: store.tenant(lg).head() for lg in store.tenants()}
 
     collector = HubCollector(heads, store.nodes)
+    latency = RequestLatency("edgenode_hub")
 
     async def metrics(request: Request) -> Response:
-        return Response(await run_in_threadpool(render_metrics, collector), media_type=METRICS_TYPE)
+        return Response(await run_in_threadpool(render_metrics, collector, latency), media_type=METRICS_TYPE)
 
     async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=404)
@@ -280,7 +281,7 @@ def create_app(store: HubStore, settings: Settings) -> HubApp:
         Route("/metrics", metrics),
     ]
     exception_handlers: dict[Any, Any] = {StoreError: on_store_error, HTTPException: on_http_error}
-    api = Starlette(routes=routes, exception_handlers=exception_handlers)
+    api = Starlette(routes=routes, exception_handlers=exception_handlers, middleware=[latency.middleware(routes)])
     return HubApp(api, create_staff_app(store, store.data, settings, fleet))
 
 

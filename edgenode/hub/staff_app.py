@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from edgenode.counter_ui.auth import Auth, AuthConfig, User, public, requires
+from edgenode.hub import fleet as fleet_view
 from edgenode.hub import uploads
 from edgenode.hub.staff import STAFF_PAGE_ROLES, StaffAccounts, scope_of
 from edgenode.hub.store import HubStore
@@ -221,8 +222,8 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
 
     @requires(*STAFF_PAGE_ROLES)
     async def fleet_page(request: Request) -> HTMLResponse:
-        view = await run_in_threadpool(fleet, scope_of(_user(request)).lg_code)
-        return await auth.page(request, "fleet.html", **view)
+        doc = await run_in_threadpool(fleet, scope_of(_user(request)).lg_code)
+        return await auth.page(request, "fleet.html", **fleet_view.template_context(doc))
 
     @requires(*STAFF_PAGE_ROLES)
     async def fleet_json(request: Request) -> JSONResponse:

@@ -47,3 +47,29 @@ class NodeState:
             return {k: json.loads(v) for k, v in conn.execute("SELECT k, v FROM state")}
         finally:
             conn.close()
+
+    def push_error(self, entry: dict[str, Any], keep: int = 20, **values: Any) -> None:
+        """Add an error to the bounded ``recent_errors`` list (a repeat of the newest is counted).
+
+        `values` are set in the same transaction, so readers never see one without the other.
+        """
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT v FROM state WHERE k = 'recent_errors'").fetchone()
+            errors: list[dict[str, Any]] = json.loads(row[0]) if row else []
+            if errors and errors[0].get("error") == entry.get("error"):
+                errors[0] = {**errors[0], "last_at": entry.get("at"), "count": int(errors[0].get("count", 1)) + 1}
+            else:
+                errors.insert(0, {**entry, "last_at": entry.get("at"), "count": 1})
+            conn.execute(
+                "INSERT OR REPLACE INTO state (k, v) VALUES ('recent_errors', ?)",
+                (json.dumps(errors[:keep], ensure_ascii=False),),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO state (k, v) VALUES (?, ?)",
+                [(k, json.dumps(v, ensure_ascii=False)) for k, v in values.items()],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()

@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -35,7 +36,9 @@ from edgenode.errors import (
 from edgenode.outbox import Outbox
 from edgenode.settings import Settings
 from edgenode.signing import PinnedVerifier
+from edgenode.sync import watchdog
 from edgenode.sync.client import FeedClient, HttpFeedClient, backoff_delays
+from edgenode.sync.laghistory import LagHistory, sample_from_status
 from edgenode.sync.mode import ModeMachine
 from edgenode.sync.replica import Replica, read_json
 from edgenode.sync.state import NodeState
@@ -44,6 +47,8 @@ log = logging.getLogger("edgenode.sync")
 
 #: After this long without a successful exchange, the node reports itself offline.
 OFFLINE_AFTER = 10.0
+#: Heartbeats go at least this often, whatever heartbeat_interval says (the fleet view counts on it).
+HEARTBEAT_MAX = 60.0
 
 
 @dataclass
@@ -82,6 +87,11 @@ class Syncer:
         # Set while a snapshot file waits for the lock: an HTTP bootstrap then stops between
         # chunks (they stay staged) instead of holding the lock for hours on a slow link.
         self.preempt = threading.Event()
+        self.lag = LagHistory(data / "node.db")
+        #: set to wake the running loop at once (the admin page's "sync now")
+        self.wake = threading.Event()
+        self._applied_since_sample = 0
+        self._last_sample = 0.0
 
     @property
     def client(self) -> FeedClient:
@@ -271,13 +281,36 @@ class Syncer:
         """Tell the hub where this node is (best effort is the caller's choice)."""
         st = self.status()
         st.pop("last_error_hint", None)
+        st.pop("recent_errors", None)
         self.client.heartbeat({**st, "version": __version__})
         self.state.update(last_heartbeat_at=utcnow(), last_contact_at=utcnow())
 
     def record_error(self, exc: BaseException) -> None:
         """Remember the last error and its hint for `status`."""
         hint = getattr(exc, "hint", "")
-        self.state.update(last_error=f"{type(exc).__name__}: {exc}", last_error_hint=hint, last_error_at=utcnow())
+        at, error = utcnow(), f"{type(exc).__name__}: {exc}"
+        self.state.push_error(
+            {"at": at, "error": error, "hint": hint}, last_error=error, last_error_hint=hint, last_error_at=at
+        )
+
+    def observe(self, force: bool = False) -> None:
+        """Every lag_sample_interval: record a lag sample and run the staleness watchdog."""
+        if not force and time.monotonic() - self._last_sample < self.settings["lag_sample_interval"]:
+            return
+        self._last_sample = time.monotonic()
+        try:
+            st = self.status()
+            self.lag.record(sample_from_status(st, self._applied_since_sample))
+            self._applied_since_sample = 0
+            watchdog.observe(self.state, st["cursor"], st["hub_head"], self.settings["stale_alarm_after"])
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("lag sample not recorded: %s", exc)
+
+    def _pause(self, stop: threading.Event, seconds: float) -> None:
+        """Wait `seconds`, or less if told to stop or woken up."""
+        end = time.monotonic() + seconds
+        while not stop.is_set() and not self.wake.is_set() and (left := end - time.monotonic()) > 0:
+            stop.wait(min(left, 0.5))
 
     def run(self, stop: threading.Event) -> None:
         """Follow the hub until `stop` is set: long-poll, back off with jitter on errors."""
@@ -285,6 +318,9 @@ class Syncer:
         last_hb = 0.0
         schema_blocked = False
         while not stop.is_set():
+            self.observe()
+            woken = self.wake.is_set()
+            self.wake.clear()
             try:
                 if schema_blocked:
                     stop.wait(60.0)
@@ -295,13 +331,14 @@ class Syncer:
                 head = int(self.state.all().get("hub_head") or 0)
                 behind = pos is not None and pos[0] < head
                 try:
-                    applied = self.pull_once(0.0 if behind else self.settings["feed_wait"])
+                    applied = self.pull_once(0.0 if behind or woken else self.settings["feed_wait"])
                 except CursorTooOld:
                     self.bootstrap()
                     applied = 1
+                self._applied_since_sample += applied
                 if not applied and not behind and self.settings["feed_wait"] < 1.0:
                     # without a long-poll an idle node would ask again at once, in a busy loop
-                    stop.wait(1.0)
+                    self._pause(stop, 1.0)
                 if not behind:
                     # uploads go between feed requests: a stuck upload never holds up the feed,
                     # and an item the hub rejects is quarantined instead of blocking the rest
@@ -310,7 +347,7 @@ class Syncer:
                     except EdgenodeError as exc:
                         log.warning("upload: %s", exc)
                         self.record_error(exc)
-                if time.monotonic() - last_hb >= self.settings["heartbeat_interval"]:
+                if woken or time.monotonic() - last_hb >= min(HEARTBEAT_MAX, self.settings["heartbeat_interval"]):
                     self.send_heartbeat()
                     last_hb = time.monotonic()
                 delays = backoff_delays(self.settings["backoff_initial"], self.settings["backoff_max"])
@@ -325,7 +362,7 @@ class Syncer:
                     self.mode.hub_failed(type(exc).__name__)
                 delay = next(delays)
                 log.warning("sync: %s (retry in %.1fs)", exc, delay)
-                stop.wait(delay)
+                self._pause(stop, delay)
 
     # ------------------------------------------------------------ verify
 
@@ -431,6 +468,8 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         "data_as_of": meta.get("last_tx_at") or meta.get("bootstrapped_at") if meta else None,
         "inbox": st.get("inbox"),
         "config": st.get("config"),
+        "version": __version__,
+        **watchdog.health(st, queue, cursor, hub_head, settings["stale_alarm_after"]),
     }
 
 

@@ -138,3 +138,21 @@ def test_roles_and_cross_site_posts_are_refused_in_the_browser(site: Site, brows
     assert "403" in page.content() or "権限" in page.content() or "不正" in page.content()
     st = json.loads(run("node", "status", "--data", str(site.node), "--json").stdout)
     assert not st["forced_offline"]
+
+
+def test_the_admin_page_draws_its_charts_without_breaking_the_csp(site: Site, browser: Browser, tmp_path: Path) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    _login(page, site, "suzuki")
+    page.goto(f"{site.url}/admin")
+    charts = page.locator("svg.lagchart")
+    assert charts.count() == 2
+    for i in range(2):
+        box = charts.nth(i).bounding_box()
+        assert box is not None and box["width"] > 600 and box["height"] > 100
+    assert (page.locator("svg.lagchart title").first.text_content() or "").startswith("過去24時間")
+    page.click("button:has-text('今すぐ同期')")
+    page.wait_for_selector("p.notice:has-text('同期ループを起こしました')")
+    page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
+    assert not [m for m in console if "Content Security Policy" in m], console
