@@ -242,6 +242,16 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         results = await run_in_threadpool(upload_mod.receive, store.tenant(lg_code), node_id, doc["items"])
         return JSONResponse({"results": results})
 
+    async def uploads_ledger(request: Request) -> JSONResponse:
+        # a restored node asks which of its items the hub holds; a token sees its own node only
+        lg_code = request.path_params["lg_code"]
+        _, node_id = await authorize(request, lg_code)
+        if request.query_params.get("node_id", node_id) != node_id:
+            raise HTTPException(403, "this token belongs to another node")
+        after = _int_param(request, "after", 0)
+        limit = _int_param(request, "limit", 1000, 1, 1000)
+        return JSONResponse(await run_in_threadpool(upload_mod.ledger, store.tenant(lg_code), node_id, after, limit))
+
     async def fleet_json(request: Request) -> JSONResponse:
         return JSONResponse(
             {"tenants": await run_in_threadpool(store.tenants), "nodes": await run_in_threadpool(store.nodes)}
@@ -303,6 +313,7 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         Route("/v1/tenants/{lg_code}/digest/{bucket:int}", digest_bucket),
         Route("/v1/tenants/{lg_code}/heartbeat", heartbeat, methods=["POST"]),
         Route("/v1/tenants/{lg_code}/uploads", uploads, methods=["POST"]),
+        Route("/v1/tenants/{lg_code}/uploads/ledger", uploads_ledger),
         Route("/fleet", fleet),
         Route("/fleet.json", fleet_json),
         Route("/healthz", healthz),
