@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,9 +20,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from edgenode.backup import positions
+from edgenode.backup import config
 from edgenode.backup.config import databases
-from edgenode.sync.nodeconfig import write_certs_template
+from edgenode.sync.nodeconfig import load_node_settings, write_certs_template
 from tests.integration.conftest import CLI, LG, HubProc, make_node, run, serving_node, sql_value
 
 T = TypeVar("T")
@@ -69,33 +70,39 @@ def backup_process(node: Path) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(timeout=30)
 
 
-def wait_backed_up(node: Path, timeout: float = 60.0) -> dict[str, Any]:
-    """Wait until every database's newest write is in the backup target.
+def wait_backed_up(node: Path, serials: list[str], timeout: float = 60.0) -> None:
+    """Wait until the backup holds the 交付記録 with these 発行番号 and the counter past them.
 
-    A write is in the backup once Litestream captured it (a local LTX file made after the write)
-    and the target holds that LTX file's transaction.
+    Checked by what counts: a real `litestream restore` of node.db and serial.db from the backup
+    target into a scratch folder, repeated until it shows them (and the registry replica is there).
     """
-    written = max(
-        os.stat(f"{db.path}{s}").st_mtime
-        for db in databases(node)
-        for s in ("", "-wal")
-        if os.path.exists(f"{db.path}{s}")
-    )
+    settings = load_node_settings(node)
+    want = max(seq_of(s) for s in serials)
+    scratch = node.parent / f"{node.name}-probe"
 
-    def done() -> dict[str, Any] | None:
-        b = status(node)["backup"]
-        if b["state"] != "running":
-            return None
+    def done() -> bool:
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        cfg = scratch / "litestream.json"
         for db in databases(node):
-            key = db.name.split("/")[0] + "_db"
-            local = positions.local(db)
-            if not local or max(x.mtime for x in local) < written:
-                return None
-            if b.get(f"{key}_backup_txid", 0) < max(x.max_txid for x in local):
-                return None
-        return b
+            config.write(cfg, config.build(node, settings, [db]))
+            out = scratch / db.path.name
+            p = subprocess.run(
+                [str(config.binary()), "restore", "-no-expand-env", "-config", str(cfg), "-o", str(out), str(db.path)],
+                capture_output=True,
+                timeout=60,
+            )
+            if p.returncode != 0:
+                return False
+        try:
+            kept = str(sql_value(scratch / "node.db", "SELECT group_concat(serials, '|') FROM issuance"))
+            last = sql_value(scratch / "serial.db", "SELECT last FROM cert_serial")
+        except sqlite3.OperationalError:  # a backup from before the first issuance
+            return False
+        return all(s in kept for s in serials) and isinstance(last, int) and last >= want
 
-    return wait_for("the backup to hold every write", done, timeout)
+    wait_for("the backup to hold the new 交付記録", done, timeout)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def issue(node: Path, tmp_path: Path, hub: HubProc, n: int = 0) -> list[str]:
@@ -144,8 +151,6 @@ def restore(node: Path, target: Path, backup: Path, *extra: str) -> tuple[int, d
 
 
 def ledger(hub: HubProc, node_id: str) -> list[tuple[int, str]]:
-    import sqlite3
-
     conn = sqlite3.connect(hub.data / "tenants" / f"{LG}.db")
     try:
         return conn.execute(
@@ -161,7 +166,7 @@ def test_replicate_destroy_restore_round_with_the_real_binary(hub: HubProc, tmp_
         b = wait_for("node serve to run the backup", lambda: status(node)["backup"]["state"] == "running")
         assert b
         serials = issue(node, tmp_path, hub, 0) + issue(node, tmp_path, hub, 1)
-        wait_backed_up(node)
+        wait_backed_up(node, serials)
         api = httpx.get(f"{url}/api/status").json()["backup"]
         assert api["target"] == str(backup) and api["restarts"] == 0
         metrics = httpx.get(f"{url}/metrics").text
@@ -189,13 +194,20 @@ def test_replicate_destroy_restore_round_with_the_real_binary(hub: HubProc, tmp_
     run("node", "sync", "--data", str(restored), "--once")
     assert [s for _, s in ledger(hub, "honcho-1")].count("rejected") == 0
     assert len(json.loads(run("hub", "issuances", "--data", str(hub.data), "--lg-code", LG, "--json").stdout)) == 2
+    # the restored node backs up to the same place and that backup restores too
+    with backup_process(restored):
+        later = issue(restored, tmp_path, hub, 2)
+        wait_backed_up(restored, later)
+    code, report, err = restore(restored, tmp_path / "again", backup)
+    assert code == 0 and report["proven"] is True, err
+    assert later[0] in str(sql_value(tmp_path / "again" / "node.db", "SELECT group_concat(serials, '|') FROM issuance"))
 
 
 def test_a_restored_node_takes_the_hubs_verdicts_and_reports_what_it_lost(hub: HubProc, tmp_path: Path) -> None:
     node, backup = backup_node(tmp_path, hub)
     with backup_process(node):
         first = issue(node, tmp_path, hub, 0)  # queued, not yet uploaded, in the backup
-        wait_backed_up(node)
+        wait_backed_up(node, first)
     second = issue(node, tmp_path, hub, 1)  # after the backup point: only the hub will have it
     run("node", "sync", "--data", str(node), "--once")
     third = issue(node, tmp_path, hub, 2)  # after the backup point and never uploaded: gone
@@ -260,7 +272,10 @@ def test_a_killed_or_hung_replicator_is_reported_and_restarted(hub: HubProc, tmp
         )
         live = (node / "replica" / "CURRENT").read_text().strip().removesuffix(".db")
         assert after["databases"].endswith(f"replica/{live}")
-        wait_backed_up(node)
+        wait_for(
+            "the new replica file in the backup",
+            lambda: (node.parent / f"{node.name}-backup" / "replica" / live / "ltx").is_dir(),
+        )
     assert status(node)["backup"]["state"] == "stopped"
 
 
@@ -286,3 +301,24 @@ def test_restore_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
     code, _report, err = restore(tmp_path / "gone", tmp_path / "new", backup, "--timestamp", "yesterday")
     assert code == 2 and "--timestamp" in err and not (tmp_path / "new").exists()
+
+
+def test_the_hub_shows_a_node_its_own_ledger_in_pages_and_no_one_elses(hub: HubProc, tmp_path: Path) -> None:
+    from edgenode.hub.store import HubStore
+    from edgenode.hub.uploads import receive
+    from tests.outbox_items import queue_issuances
+
+    items = queue_issuances(tmp_path / "node.db", 5, "honcho-1")
+    store = HubStore(hub.data)
+    receive(store.tenant(LG), "honcho-1", items)
+    receive(store.tenant(LG), "shisho-2", queue_issuances(tmp_path / "other.db", 2, "shisho-2"))
+    url = f"{hub.url}/v1/tenants/{LG}/uploads/ledger"
+    auth = {"authorization": f"Bearer {hub.token('honcho-1')}"}
+    page = httpx.get(url, params={"after": 2, "limit": 2}, headers=auth).json()
+    assert page["last_seq"] == 5 and [r["seq"] for r in page["items"]] == [3, 4]
+    assert page["items"][0]["item"] == items[2] and page["items"][0]["status"] == "accepted"
+    assert httpx.get(url, params={"after": 5}, headers=auth).json()["items"] == []
+    assert httpx.get(url, params={"node_id": "shisho-2"}, headers=auth).status_code == 403
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(f"{hub.url}/v1/tenants/999999/uploads/ledger", headers=auth).status_code == 403
+    assert httpx.get(url, params={"after": "x"}, headers=auth).status_code == 400
