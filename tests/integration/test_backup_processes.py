@@ -22,6 +22,7 @@ import httpx
 
 from edgenode.backup import config
 from edgenode.backup.config import databases
+from edgenode.durable import utcnow
 from edgenode.sync.nodeconfig import load_node_settings, write_certs_template
 from tests.integration.conftest import CLI, LG, HubProc, make_node, run, serving_node, sql_value
 
@@ -167,6 +168,10 @@ def test_replicate_destroy_restore_round_with_the_real_binary(hub: HubProc, tmp_
         assert b
         serials = issue(node, tmp_path, hub, 0) + issue(node, tmp_path, hub, 1)
         wait_backed_up(node, serials)
+        point = utcnow()  # after the first two certificates, before the third
+        before_point = list(serials)
+        serials += issue(node, tmp_path, hub, 3)
+        wait_backed_up(node, serials)
         api = httpx.get(f"{url}/api/status").json()["backup"]
         assert api["target"] == str(backup) and api["restarts"] == 0
         metrics = httpx.get(f"{url}/metrics").text
@@ -186,6 +191,12 @@ def test_replicate_destroy_restore_round_with_the_real_binary(hub: HubProc, tmp_
     assert report["serial_counter"]["now"] >= last_serial + 1000
     assert not os.path.exists(node)  # the restore never recreates or touches the old folder
     assert (restored / "node.toml").stat().st_mode & 0o777 == 0o600
+    # a point in time restores the state then: the 発行番号 counter stood at the second certificate
+    code, pit, err = restore(node, tmp_path / "pit", backup, "--timestamp", point)
+    assert code == 0 and pit["proven"] is True, err
+    assert pit["serial_counter"]["restored"] == max(seq_of(s) for s in before_point)
+    assert pit["serial_counter"]["restored"] < min(seq_of(s) for s in serials if s not in before_point)
+    assert pit["backup_point"]["last_item"] < report["backup_point"]["last_item"]
     # the restored folder is a working node with the same registry and the same 交付記録
     assert run("node", "export", "--data", str(restored)).stdout == hub_export
     run("node", "audit", "verify", "--data", str(restored))
@@ -193,7 +204,7 @@ def test_replicate_destroy_restore_round_with_the_real_binary(hub: HubProc, tmp_
     assert all(s in str(kept) for s in serials)
     run("node", "sync", "--data", str(restored), "--once")
     assert [s for _, s in ledger(hub, "honcho-1")].count("rejected") == 0
-    assert len(json.loads(run("hub", "issuances", "--data", str(hub.data), "--lg-code", LG, "--json").stdout)) == 2
+    assert len(json.loads(run("hub", "issuances", "--data", str(hub.data), "--lg-code", LG, "--json").stdout)) == 3
     # the restored node backs up to the same place and that backup restores too
     with backup_process(restored):
         later = issue(restored, tmp_path, hub, 2)
@@ -214,6 +225,11 @@ def test_a_restored_node_takes_the_hubs_verdicts_and_reports_what_it_lost(hub: H
     assert [s for _, s in ledger(hub, "honcho-1")] == ["accepted"] * 4
     shutil.rmtree(node)
 
+    hub.stop()  # without the hub the files are restored and checked, but not proven
+    code, offline, err = restore(node, tmp_path / "offline", backup)
+    assert code == 3 and offline["files_ok"] is True and offline["proven"] is False, err
+    assert offline["hub_unreachable"] is True and "NOT PROVEN" in err
+    hub.start()
     restored = tmp_path / "restored"
     code, report, err = restore(node, restored, backup)
     assert code == 0, err
@@ -322,3 +338,16 @@ def test_the_hub_shows_a_node_its_own_ledger_in_pages_and_no_one_elses(hub: HubP
     assert httpx.get(url).status_code == 401
     assert httpx.get(f"{hub.url}/v1/tenants/999999/uploads/ledger", headers=auth).status_code == 403
     assert httpx.get(url, params={"after": "x"}, headers=auth).status_code == 400
+
+
+def test_a_killed_supervisor_takes_its_replicator_with_it(hub: HubProc, tmp_path: Path) -> None:
+    node, _backup = backup_node(tmp_path, hub)
+    with backup_process(node) as proc:
+        first = wait_for("a running replicator", lambda: _running(node))
+        proc.kill()
+        proc.wait(timeout=10)
+        wait_for("the replicator to end", lambda: not Path(f"/proc/{first['litestream_pid']}").exists())
+        assert status(node)["backup"]["state"] == "not_running"
+    with backup_process(node):
+        again = wait_for("a running replicator again", lambda: _running(node))
+        assert again["litestream_pid"] != first["litestream_pid"]
