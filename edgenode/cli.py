@@ -316,7 +316,15 @@ def _backup_thread(data: Path, settings: Any, stop: threading.Event) -> threadin
 
     if not settings["backup_in_serve"] or target(settings) is None:
         return None
-    t = threading.Thread(target=Supervisor(data, settings).run, args=(stop,), name="backup", daemon=True)
+    supervisor = Supervisor(data, settings)
+
+    def run() -> None:
+        try:
+            supervisor.run(stop)
+        except ConfigError as exc:
+            log.error("backup: %s", exc)
+
+    t = threading.Thread(target=run, name="backup", daemon=True)
     t.start()
     return t
 

@@ -114,6 +114,7 @@ class Supervisor:
         self.behind_since: dict[str, float] = {}
         self._remote_cache: dict[str, tuple[float, positions.Ltx | None]] = {}
         self._lock = threading.Lock()
+        self._files_saved = time.monotonic()
 
     # ------------------------------------------------------------ child process
 
@@ -349,10 +350,32 @@ class Supervisor:
             return False
         return now != [d.name for d in self.dbs]
 
+    def _lock_folder(self) -> Any:
+        """Hold DATA/backup/supervisor.lock: two replicators on one database would fight over it."""
+        import fcntl
+
+        f = open(self.folder / "supervisor.lock", "a+")  # held (open) for the supervisor's whole life
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            f.close()
+            raise ConfigError(
+                f"another backup supervisor runs for {self.data}: with the edgenode-backup unit,"
+                " set backup_in_serve = false"
+            ) from exc
+        return f
+
     def run(self, stop: threading.Event) -> None:
         """Supervise until `stop` is set; then stop the child (it syncs what it holds first)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._end_leftover()
+        lock = self._lock_folder()
+        try:
+            self._end_leftover()
+            self._loop(stop)
+        finally:
+            lock.close()
+
+    def _loop(self, stop: threading.Event) -> None:
         first = True
         try:
             while not stop.is_set():
@@ -366,6 +389,9 @@ class Supervisor:
                         log.info("backup: the replica file changed; following it")
                         self._stop_child()
                         self._start()
+                    if time.monotonic() - self._files_saved > 10.0:
+                        save_config_files(self.data)  # a changed token or 町長名 reaches the backup too
+                        self._files_saved = time.monotonic()
                     status = self.observe()
                 except (ConfigError, OSError, sqlite3.Error) as exc:
                     log.error("backup: %s", exc)

@@ -109,3 +109,33 @@ def test_a_long_data_folder_gets_a_short_control_socket(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 120)
     assert len(str(config.socket_path(deep))) < 108
     assert config.socket_path(tmp_path) == tmp_path.resolve() / "backup" / "litestream.sock"
+
+
+def test_litestream_lists_the_same_newest_transaction_as_the_folder_shows(tmp_path: Path) -> None:
+    # the S3 path asks `litestream ltx`; a file target lets us check it against the folder itself
+    import sqlite3
+
+    from edgenode.backup import positions
+
+    db_path = tmp_path / "node.db"
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
+    s = _settings(backup_path=str(tmp_path / "usb"))
+    db = config.Database("node", db_path)
+    cfg = tmp_path / "litestream.json"
+    config.write(cfg, config.build(tmp_path, s, [db]))
+    p = subprocess.run(
+        [str(config.binary()), "replicate", "-once", "-no-expand-env", "-config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    on_disk = positions.in_file_target(tmp_path / "usb", db)
+    listed = positions.in_any_target(config.binary(), cfg, db, config.child_env(s))
+    assert on_disk is not None and listed is not None
+    assert listed.max_txid == on_disk.max_txid >= 1
+    assert abs(listed.mtime - on_disk.mtime) < 2.0
