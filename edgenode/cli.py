@@ -301,7 +301,7 @@ def node_serve(args: argparse.Namespace) -> int:
         )
     finally:
         stop.set()
-        follower.join(timeout=10)
+        follower.join(timeout=2)  # a long-poll in flight ends with the process; its writes are transactional
         if backup is not None:
             backup.join(timeout=20)  # litestream syncs what it holds before it exits
         syncer.state.update(serving_pid=None)

