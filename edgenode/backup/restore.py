@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -187,10 +188,19 @@ def restore(data: Path, to: Path, timestamp: str | None = None, *, backup_path: 
     if timestamp and not _TIMESTAMP.match(timestamp):
         raise ConfigError(f"--timestamp must be a UTC time like 2026-11-27T03:00:00Z, got {timestamp!r}")
     _check_target_folder(data, to)
+    created = not to.exists()
     to.mkdir(parents=True, exist_ok=True)
     os.chmod(to, 0o700)
     report: dict[str, Any] = {"restored_to": str(to), "timestamp": timestamp, "started_at": utcnow()}
-    report.update(_restore_files(data, to, settings, timestamp))
+    try:
+        report.update(_restore_files(data, to, settings, timestamp))
+    except BaseException:
+        # nothing half-restored stays behind: the folder is as it was given (new, or empty)
+        for p in to.iterdir():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if created:
+            to.rmdir()
+        raise
 
     # 1. the files themselves
     checks = {p.name: _integrity(p) for p in [to / "node.db", to / "serial.db", *to.glob("replica/*.db")] if p.exists()}

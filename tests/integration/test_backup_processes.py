@@ -234,7 +234,7 @@ def test_a_restored_node_takes_the_hubs_verdicts_and_reports_what_it_lost(hub: H
     code, report, err = restore(node, restored, backup)
     assert code == 0, err
     rec = report["reconcile"]
-    assert rec["backup_last_item"] == 2 and rec["hub_last_item"] == 4
+    assert rec["backup_last_item"] == 2 and rec["hub_last_item"] == 4 and report["backup_point"]["last_item"] == 2
     assert rec["marked"] == {"accepted": 2}  # nothing is sent twice
     lost = rec["possibly_lost"]
     assert [x["seq"] for x in lost] == [3, 4] and [x["kind"] for x in lost] == ["issuance", "audit"]
@@ -256,7 +256,8 @@ def test_a_restored_node_takes_the_hubs_verdicts_and_reports_what_it_lost(hub: H
     assert st["queue_depth"] == 0 and st["queue"]["by_state"]["rejected"] == 0
     held = sql_value(hub.data / "tenants" / f"{LG}.db", "SELECT count(*) FROM node_audit WHERE node_id = 'honcho-1'")
     assert held == sql_value(restored / "node.db", "SELECT count(*) FROM audit_log")
-    assert first[0] in str(sql_value(restored / "node.db", "SELECT group_concat(serials, '|') FROM issuance"))
+    kept = str(sql_value(restored / "node.db", "SELECT group_concat(serials, '|') FROM issuance"))
+    assert first[0] in kept and second[0] in kept and third[0] not in kept  # the lost one is back from the hub
 
 
 def test_a_killed_or_hung_replicator_is_reported_and_restarted(hub: HubProc, tmp_path: Path) -> None:
@@ -317,6 +318,9 @@ def test_restore_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
     code, _report, err = restore(tmp_path / "gone", tmp_path / "new", backup, "--timestamp", "yesterday")
     assert code == 2 and "--timestamp" in err and not (tmp_path / "new").exists()
+    # an empty backup: a clear error, and no half-made folder left behind
+    code, _report, err = restore(tmp_path / "gone", tmp_path / "new", backup)
+    assert code == 1 and "restoring node failed" in err and not (tmp_path / "new").exists()
 
 
 def test_the_hub_shows_a_node_its_own_ledger_in_pages_and_no_one_elses(hub: HubProc, tmp_path: Path) -> None:
