@@ -355,3 +355,27 @@ def test_a_killed_supervisor_takes_its_replicator_with_it(hub: HubProc, tmp_path
     with backup_process(node):
         again = wait_for("a running replicator again", lambda: _running(node))
         assert again["litestream_pid"] != first["litestream_pid"]
+
+
+def test_a_target_that_refuses_writes_stalls_the_backup_until_it_is_back(hub: HubProc, tmp_path: Path) -> None:
+    from edgenode.audit import AuditLog
+
+    node, backup = backup_node(tmp_path, hub)
+    with backup_process(node):
+        wait_for(
+            "node.db in the backup",
+            lambda: (b := _running(node)) and b.get("node_db_backup_txid", 0) >= b.get("node_db_local_txid", 0) > 0,
+        )
+        # the node's folder on the backup disk becomes a file: every write there fails
+        shutil.rmtree(backup / "node")
+        (backup / "node").write_text("in the way")
+        AuditLog(node / "node.db", "honcho-1").append("test", "tanaka", {"what": "a change to back up"})
+        stalled = wait_for("a stalled backup", lambda: _in_state(node, "stalled"), timeout=30)
+        assert stalled["hint"].startswith("node:") and "not a directory" in stalled["last_error"]
+        assert stalled["node_db_backup_txid"] < stalled["node_db_local_txid"] and stalled["lag_seconds"] >= 3.0
+        (backup / "node").unlink()
+        back = wait_for(
+            "the backup to catch up",
+            lambda: (b := _running(node)) and b["node_db_backup_txid"] == b["node_db_local_txid"] and b,
+        )
+        assert back["lag_seconds"] == 0.0
