@@ -272,6 +272,8 @@ def node_bootstrap(args: argparse.Namespace) -> int:
 
 
 def node_serve(args: argparse.Namespace) -> int:
+    import signal
+
     import uvicorn
 
     from edgenode.config_watch import ConfigReloader, LiveSettings, apply_log_level
@@ -307,6 +309,10 @@ def node_serve(args: argparse.Namespace) -> int:
     threading.Thread(target=monitor.run, args=(stop,), name="wan-monitor", daemon=True).start()
     threading.Thread(target=watch_node, args=(stop, data, inbox, reloader), name="watch", daemon=True).start()
     log.info("node serving on http://%s:%d; inbox %s", s["host"], s["port"], inbox.folder)
+    backup = _backup_thread(data, syncer.settings, stop)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down: make that a normal exit, so
+    # the threads below are stopped in order (the backup's litestream syncs what it holds)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             create_app(data, s, wake=syncer.wake.set),
@@ -317,10 +323,74 @@ def node_serve(args: argparse.Namespace) -> int:
         )
     finally:
         stop.set()
-        follower.join(timeout=10)
+        follower.join(timeout=2)  # a long-poll in flight ends with the process; its writes are transactional
+        if backup is not None:
+            backup.join(timeout=20)  # litestream syncs what it holds before it exits
         syncer.state.update(serving_pid=None)
         syncer.close()
     return 0
+
+
+def _backup_thread(data: Path, settings: Any, stop: threading.Event) -> threading.Thread | None:
+    """Start the backup supervisor in a thread when backup is configured and `node serve` runs it."""
+    from edgenode.backup.config import target
+    from edgenode.backup.supervisor import Supervisor
+
+    if not settings["backup_in_serve"] or target(settings) is None:
+        return None
+    supervisor = Supervisor(data, settings)
+
+    def run() -> None:
+        try:
+            supervisor.run(stop)
+        except ConfigError as exc:
+            log.error("backup: %s", exc)
+
+    t = threading.Thread(target=run, name="backup", daemon=True)
+    t.start()
+    return t
+
+
+def node_backup(args: argparse.Namespace) -> int:
+    import signal
+
+    from edgenode.backup.supervisor import Supervisor
+    from edgenode.sync.nodeconfig import load_node_settings
+
+    data = Path(args.data)
+    supervisor = Supervisor(data, load_node_settings(data))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("backup: supervising litestream for %s -> %s", data, supervisor.target.where)
+    supervisor.run(stop)
+    return 0
+
+
+def node_restore(args: argparse.Namespace) -> int:
+    from edgenode.backup.restore import restore
+
+    report = restore(Path(args.data), Path(args.to), args.timestamp, backup_path=args.backup_path)
+    print(json.dumps(report, ensure_ascii=False, sort_keys=True))
+    point = report.get("backup_point") or {}
+    say = [f"restored into {args.to}: backup point item {point.get('last_item')} at {point.get('last_item_at')}"]
+    rec = report.get("reconcile") or {}
+    for lost in rec.get("possibly_lost") or []:
+        serials = ", ".join(lost["serials"]) or "-"
+        say.append(
+            f"  POSSIBLY LOST locally (newer than the backup; the hub has it): item {lost['seq']} {lost['kind']}"
+            f" {lost['created_at']} 発行番号 {serials}"
+        )
+    if rec:
+        say.append(f"  queue: {rec['marked']} taken from the hub's ledger, {rec['still_pending']} still to upload")
+    say.append(f"  発行番号 counter now {report['serial_counter']['now']}")
+    if report["proven"]:
+        say.append(f"  PROVEN: files intact, digest identical to the hub at sequence {report['digest']['seq']}")
+    else:
+        why = report.get("hub_error") or ("files damaged" if not report["files_ok"] else "digest differs")
+        say.append(f"  NOT PROVEN: {why}")
+    print("\n".join(say), file=sys.stderr)
+    return 0 if report["proven"] else (3 if report.get("hub_unreachable") else 1)
 
 
 def node_issue(args: argparse.Namespace) -> int:
@@ -488,6 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = cmd(node, "verify", node_verify, "compare digests with the hub; exit 0 only if identical")
     c.add_argument("--no-repair", action="store_true", help="only compare, do not repair")
     cmd(node, "export", node_export, "the replica's current registry as canonical NDJSON")
+    cmd(node, "backup", node_backup, "run the continuous backup (Litestream) in the foreground, for systemd")
+    c = cmd(node, "restore", node_restore, "restore the node from its backup into a new folder and prove it")
+    c.add_argument("--to", required=True, help="new, empty folder to restore into (the live folder is not touched)")
+    c.add_argument("--timestamp", help="restore the state as of this UTC time (e.g. 2026-11-27T03:00:00Z)")
+    c.add_argument("--backup-path", help="the backup folder, when --data is gone with its node.toml")
     c = cmd(node, "bootstrap", node_bootstrap, "bootstrap from a snapshot file (physical media)")
     c.add_argument("--from", dest="source", required=True, help="snapshot file or folder of them")
 

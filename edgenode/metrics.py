@@ -24,6 +24,7 @@ from edgenode.durable import parse_time
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MODES = ("online", "offline", "reconciling", "bootstrapping")
+BACKUP_STATES = ("not_configured", "not_running", "starting", "running", "stalled", "dead", "error", "stopped")
 
 
 def _ts(iso: str | None) -> float | None:
@@ -76,6 +77,23 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "edgenode_node_error", "1 while the last sync attempt failed", value=1.0 if st.get("last_error") else 0.0
         )
+        backup = st.get("backup") or {}
+        state = GaugeMetricFamily("edgenode_node_backup_state", "1 for the continuous backup's state", labels=["state"])
+        for b in BACKUP_STATES:
+            state.add_metric([b], 1.0 if backup.get("state") == b else 0.0)
+        yield state
+        if backup.get("lag_seconds") is not None:
+            yield GaugeMetricFamily(
+                "edgenode_node_backup_lag_seconds",
+                "age of the oldest change not yet in the backup",
+                value=float(backup["lag_seconds"]),
+            )
+        if backup.get("restarts") is not None:
+            yield CounterMetricFamily(
+                "edgenode_node_backup_restarts",
+                "times the backup replicator (litestream) was restarted after it died",
+                value=float(backup["restarts"]),
+            )
         count, voided = self.issued()
         c = CounterMetricFamily("edgenode_node_certificates_issued", "certificates issued (交付記録)", labels=["state"])
         c.add_metric(["issued"], float(count))

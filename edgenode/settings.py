@@ -126,6 +126,49 @@ NODE_SETTINGS: tuple[Setting, ...] = (
         "log detail of `node serve`: debug, info, warning or error",
         choices=("debug", "info", "warning", "error"),
     ),
+    Setting(
+        "backup_path",
+        str,
+        "",
+        "folder of the continuous backup (Litestream file replica) on a second disk: a USB disk or NAS mount;"
+        " empty (and no backup_s3_bucket) means backup is not configured",
+    ),
+    Setting(
+        "backup_s3_bucket",
+        str,
+        "",
+        "S3-compatible bucket at the datacenter to back up to instead of backup_path (Litestream 0.5 keeps one"
+        " replica per database)",
+    ),
+    Setting("backup_s3_path", str, "edgenode", "key prefix inside backup_s3_bucket (one per node)"),
+    Setting("backup_s3_endpoint", str, "", "URL of the S3-compatible service (empty: AWS)"),
+    Setting("backup_s3_region", str, "", "region of backup_s3_bucket"),
+    Setting("backup_s3_access_key_id", str, "", "access key id for backup_s3_bucket", secret=True),
+    Setting("backup_s3_secret_access_key", str, "", "secret access key for backup_s3_bucket", secret=True),
+    Setting("backup_sync_interval", float, 1.0, "seconds between Litestream's uploads of new changes", minimum=0.1),
+    Setting(
+        "backup_stall_after",
+        float,
+        60.0,
+        "a change not in the backup after this many seconds (or a replicator that stops answering that long)"
+        " makes the backup stalled",
+        minimum=1,
+    ),
+    Setting(
+        "backup_in_serve",
+        bool,
+        True,
+        "`node serve` runs the backup replicator itself; false when the edgenode-backup systemd unit"
+        " (`node backup`) runs it",
+    ),
+    Setting(
+        "restore_serial_skip",
+        int,
+        1000,
+        "a restored node resumes its 発行番号 this far above the highest one known (covers numbers issued after"
+        " the backup point that the hub never received)",
+        minimum=0,
+    ),
 )
 
 

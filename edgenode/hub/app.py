@@ -247,6 +247,16 @@ def create_app(store: HubStore, settings: Settings) -> HubApp:
     def fleet(lg_code: str | None) -> dict[str, Any]:
         return fleet_view.fleet(store, settings, lg_code)
 
+    async def uploads_ledger(request: Request) -> JSONResponse:
+        # a restored node asks which of its items the hub holds; a token sees its own node only
+        lg_code = request.path_params["lg_code"]
+        _, node_id = await authorize(request, lg_code)
+        if request.query_params.get("node_id", node_id) != node_id:
+            raise HTTPException(403, "this token belongs to another node")
+        after = _int_param(request, "after", 0)
+        limit = _int_param(request, "limit", 1000, 1, 1000)
+        return JSONResponse(await run_in_threadpool(upload_mod.ledger, store.tenant(lg_code), node_id, after, limit))
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
@@ -277,6 +287,7 @@ def create_app(store: HubStore, settings: Settings) -> HubApp:
         Route("/v1/tenants/{lg_code}/digest/{bucket:int}", digest_bucket),
         Route("/v1/tenants/{lg_code}/heartbeat", heartbeat, methods=["POST"]),
         Route("/v1/tenants/{lg_code}/uploads", uploads, methods=["POST"]),
+        Route("/v1/tenants/{lg_code}/uploads/ledger", uploads_ledger),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
     ]

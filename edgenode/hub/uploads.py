@@ -631,3 +631,31 @@ def resolve(tenant: TenantDB, intake_id: str, accept: bool, note: str, by: str) 
             )
     finally:
         conn.close()
+
+
+def ledger(tenant: TenantDB, node_id: str, after: int, limit: int) -> dict[str, Any]:
+    """One node's ledger rows after sequence `after` (oldest first, at most `limit`), items included.
+
+    A node restored from its backup asks for this to learn which of its items the hub already
+    holds (and their verdicts), and which it lost: the item itself comes back so that the node can
+    carry on the same sequence and hash chain.
+    """
+    rows = _read_params(
+        tenant,
+        "SELECT seq, key, kind, hash, status, reason, received_at, item FROM upload_ledger"
+        " WHERE node_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (node_id, after, limit),
+    )
+    last = _read_params(tenant, "SELECT max(seq) FROM upload_ledger WHERE node_id = ?", (node_id,))
+    keys = ("seq", "key", "kind", "hash", "status", "reason", "received_at")
+    items = [{**dict(zip(keys, r[:7], strict=True)), "item": json.loads(r[7])} for r in rows]
+    return {"node_id": node_id, "last_seq": int(last[0][0] or 0), "items": items}
+
+
+def _read_params(tenant: TenantDB, query: str, params: tuple[Any, ...]) -> list[Any]:
+    conn = tenant.connect()
+    try:
+        conn.executescript(SQL)
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()

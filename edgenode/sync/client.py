@@ -180,6 +180,16 @@ class HttpFeedClient:
             raise WireError("the hub's upload answer does not have one verdict per item")
         return results
 
+    def ledger(self, node_id: str, after: int, limit: int = 1000) -> dict[str, Any]:
+        """The hub's ledger of this node's items after sequence `after` (for a restored node)."""
+        _, body = self._get(
+            self._url("uploads/ledger"),
+            params={"node_id": node_id, "after": after, "limit": limit},
+            extra_timeout=60.0,
+            limit=64 << 20,
+        )
+        return _json(body)
+
     def heartbeat(self, status: dict[str, Any]) -> dict[str, Any]:
         try:
             r = self._client.post(self._url("heartbeat"), content=json.dumps(status).encode())

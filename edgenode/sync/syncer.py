@@ -22,6 +22,7 @@ from typing import Any
 
 from edgenode import __version__, registry, wire
 from edgenode.audit import AuditLog
+from edgenode.backup.status import backup_status
 from edgenode.durable import atomic_write, parse_time, remove_tree, utcnow
 from edgenode.errors import (
     ConfigError,
@@ -460,7 +461,7 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         "last_verify_at": st.get("last_verify_at"),
         "last_verify_ok": st.get("last_verify_ok"),
         "schema": wire.SCHEMA_VERSION,
-        "backup": {"state": "not_configured"},
+        "backup": backup_status(data, settings),
         "serving_pid": st.get("serving_pid"),
         "mode_since": st.get("mode_since"),
         "mode_reason": st.get("mode_reason"),
