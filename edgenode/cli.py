@@ -59,14 +59,18 @@ def hub_init(args: argparse.Namespace) -> int:
 
 
 def hub_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from edgenode import serving
+    from edgenode.sdnotify import Notifier
 
     hub = _hub(args, host=args.host, port=args.port)
     log.info("hub serving on http://%s:%d", hub.settings["host"], hub.settings["port"])
-    uvicorn.run(
+    serving.serve(
         hub.app(),
-        host=hub.settings["host"],
-        port=hub.settings["port"],
+        hub.settings["host"],
+        hub.settings["port"],
+        Notifier.from_environ(os.environ),
+        f"hub API on {hub.settings['host']}:{hub.settings['port']}",
+        loop_watchdog=True,
         log_level="warning",
         timeout_graceful_shutdown=3,
         # a 256 KiB chunk takes ~5.5 s to drain at 48 KB/s: with uvicorn's 5 s default every
@@ -270,14 +274,18 @@ def node_bootstrap(args: argparse.Namespace) -> int:
 
 
 def node_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from edgenode import serving
     from edgenode.counter_ui.app import create_app
+    from edgenode.sdnotify import Notifier
     from edgenode.sync.mode import WanMonitor
 
+    notifier = Notifier.from_environ(os.environ)
     syncer = _syncer(args, host=args.host, port=args.port)
+    notifier.status("preparing the search index")
     syncer.replica.ensure_search_index()
     syncer.state.update(serving_pid=os.getpid())
+    # systemd's watchdog watches the sync loop: a hung loop (not a down hub) gets the node restarted
+    syncer.alive = notifier.watchdog
     stop = threading.Event()
     follower = threading.Thread(target=syncer.run, args=(stop,), name="sync", daemon=True)
     follower.start()
@@ -286,10 +294,14 @@ def node_serve(args: argparse.Namespace) -> int:
     s = syncer.settings
     log.info("node serving on http://%s:%d", s["host"], s["port"])
     try:
-        uvicorn.run(
+        # READY=1 once the counter UI listens: it never waits for the hub (the UI exists for when
+        # the hub cannot be reached)
+        serving.serve(
             create_app(Path(args.data), s),
-            host=s["host"],
-            port=s["port"],
+            s["host"],
+            s["port"],
+            notifier,
+            f"counter UI on {s['host']}:{s['port']}",
             log_level="warning",
             timeout_graceful_shutdown=3,
         )

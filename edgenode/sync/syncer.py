@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,8 @@ class Syncer:
         self.audit = AuditLog(data / "node.db", settings["node_id"])
         self.outbox = Outbox(data / "node.db")
         self.mode = mode or ModeMachine(self.state, self.audit, offline_after=settings["offline_after"])
+        #: Called on every loop iteration and snapshot chunk (node serve: the systemd watchdog ping).
+        self.alive: Callable[[], object] = lambda: None
 
     @property
     def client(self) -> FeedClient:
@@ -130,6 +132,7 @@ class Syncer:
             )
         log.info("bootstrap: snapshot %s at seq %d, %d chunks", manifest.snap_id, manifest.seq, len(manifest.chunks))
         for i, expected in enumerate(manifest.chunks):
+            self.alive()
             path = self.staging / f"chunk-{i:06d}"
             if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == expected:
                 continue
@@ -264,6 +267,7 @@ class Syncer:
         last_hb = 0.0
         schema_blocked = False
         while not stop.is_set():
+            self.alive()
             try:
                 if schema_blocked:
                     stop.wait(60.0)
