@@ -23,14 +23,18 @@ SYSTEMD_UNITS = Path("/lib/systemd/system")
 
 
 def verify_root(root: Path, units: list[Path], program: Path | None) -> subprocess.CompletedProcess[str]:
-    """Run `systemd-analyze verify` on `units` installed into `root` (made if needed)."""
+    """Run `systemd-analyze verify` on `units` installed into `root` (made if needed).
+
+    `program`: put a stand-in executable at /opt/edgenode/bin/edgenode (None: rely on the root's).
+    """
     if shutil.which("systemd-analyze") is None or not (SYSTEMD_UNITS / "sysinit.target").exists():
         pytest.fail("systemd-analyze and systemd's units are needed: apt-get install systemd (./dev does)")
     unit_dir = root / "lib" / "systemd" / "system"
     if not (unit_dir / "sysinit.target").exists():
         shutil.copytree(SYSTEMD_UNITS, unit_dir, symlinks=True, dirs_exist_ok=True)
     for u in units:
-        shutil.copy(u, unit_dir / u.name)
+        if u.parent != unit_dir:
+            shutil.copy(u, unit_dir / u.name)
     if program is not None:
         exe = root / "opt" / "edgenode" / "bin" / "edgenode"
         exe.parent.mkdir(parents=True, exist_ok=True)
