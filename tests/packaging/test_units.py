@@ -97,6 +97,7 @@ def test_every_unit_runs_confined_as_the_edgenode_user(unit: Path) -> None:
     assert d["CapabilityBoundingSet"] == [""]
     assert d["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
     assert d["Restart"] == ["on-failure"] and d["RestartSec"]
+    assert d["RestartPreventExitStatus"] == ["2"]  # a configuration error is not retried forever
     assert d["EnvironmentFile"][0].startswith("-/etc/edgenode/")
     assert "MemoryDenyWriteExecute" not in d  # would break cffi callbacks (see the unit's comment)
     # the node starts with no network: nothing may wait for network-online.target
