@@ -31,6 +31,8 @@ ENV = {
     "LANG": "C.UTF-8",
     "DEBIAN_FRONTEND": "noninteractive",
     "HOME": "/root",
+    # a proxy the machine needs for its mirror is needed by debootstrap and apt-get too
+    **{k: v for k, v in os.environ.items() if k.lower() in ("http_proxy", "https_proxy", "no_proxy")},
 }
 
 
