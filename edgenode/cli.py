@@ -59,14 +59,18 @@ def hub_init(args: argparse.Namespace) -> int:
 
 
 def hub_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from edgenode import serving
+    from edgenode.sdnotify import Notifier
 
     hub = _hub(args, host=args.host, port=args.port)
     log.info("hub serving on http://%s:%d", hub.settings["host"], hub.settings["port"])
-    uvicorn.run(
+    serving.serve(
         hub.app(),
-        host=hub.settings["host"],
-        port=hub.settings["port"],
+        hub.settings["host"],
+        hub.settings["port"],
+        Notifier.from_environ(os.environ),
+        f"hub API on {hub.settings['host']}:{hub.settings['port']}",
+        loop_watchdog=True,
         log_level="warning",
         timeout_graceful_shutdown=3,
         # a 256 KiB chunk takes ~5.5 s to drain at 48 KB/s: with uvicorn's 5 s default every
@@ -272,12 +276,10 @@ def node_bootstrap(args: argparse.Namespace) -> int:
 
 
 def node_serve(args: argparse.Namespace) -> int:
-    import signal
-
-    import uvicorn
-
+    from edgenode import serving
     from edgenode.config_watch import ConfigReloader, LiveSettings, apply_log_level
     from edgenode.counter_ui.app import create_app
+    from edgenode.sdnotify import Notifier
     from edgenode.sync.inbox import Inbox, inbox_folder
     from edgenode.sync.mode import WanMonitor
     from edgenode.sync.nodeconfig import load_node_settings
@@ -288,9 +290,13 @@ def node_serve(args: argparse.Namespace) -> int:
     flags = {"host": args.host, "port": args.port}
     s = LiveSettings(load_node_settings(data, flags=flags))
     apply_log_level(s, args.verbose)
+    notifier = Notifier.from_environ(os.environ)
     syncer = Syncer(data, s)
+    notifier.status("preparing the search index")
     syncer.replica.ensure_search_index()
     syncer.state.update(serving_pid=os.getpid())
+    # systemd's watchdog watches the sync loop: a hung loop (not a down hub) gets the node restarted
+    syncer.alive = notifier.watchdog
     inbox = Inbox(inbox_folder(data, s["inbox_dir"]), syncer)
     if not s["inbox_dir"]:
         inbox.ensure()  # a folder of its own (a USB mount point is left for the system to make)
@@ -309,15 +315,18 @@ def node_serve(args: argparse.Namespace) -> int:
     threading.Thread(target=monitor.run, args=(stop,), name="wan-monitor", daemon=True).start()
     threading.Thread(target=watch_node, args=(stop, data, inbox, reloader), name="watch", daemon=True).start()
     log.info("node serving on http://%s:%d; inbox %s", s["host"], s["port"], inbox.folder)
+    # serving.serve ends with a normal return on SIGTERM, so the threads below stop in order
+    # (the backup's litestream syncs what it holds)
     backup = _backup_thread(data, syncer.settings, stop)
-    # uvicorn re-raises the SIGTERM it caught once it has shut down: make that a normal exit, so
-    # the threads below are stopped in order (the backup's litestream syncs what it holds)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(
+        # READY=1 once the counter UI listens: it never waits for the hub (the UI exists for when
+        # the hub cannot be reached)
+        serving.serve(
             create_app(data, s, wake=syncer.wake.set),
-            host=s["host"],
-            port=s["port"],
+            s["host"],
+            s["port"],
+            notifier,
+            f"counter UI on {s['host']}:{s['port']}",
             log_level="warning",
             timeout_graceful_shutdown=3,
         )
