@@ -23,6 +23,8 @@ from starlette.routing import Route
 from edgenode import __version__, wire
 from edgenode.errors import StoreError, WireError
 from edgenode.hub import uploads as upload_mod
+from edgenode.hub.listen import NotifyWatcher, Waker
+from edgenode.hub.pg import PostgresBackend
 from edgenode.hub.snapshot import SnapshotCache
 from edgenode.hub.store import HubStore
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -39,7 +41,10 @@ class HeadWatcher:
     """Wakes long-polls when a tenant's head moves, whichever process committed it.
 
     One polling task per tenant with waiters (every 100 ms), instead of one poll per request.
+    The SQLite hub's waker; a PostgreSQL hub is woken by its commits (`edgenode.hub.listen`).
     """
+
+    recheck = 1.0
 
     def __init__(self, store: HubStore, interval: float = 0.1) -> None:
         self.store = store
@@ -129,7 +134,9 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         settings["snapshot_keep"],
         settings["snapshot_hold"],
     )
-    watcher = HeadWatcher(store)
+    watcher: Waker = HeadWatcher(store)
+    if isinstance(store.backend, PostgresBackend):
+        watcher = NotifyWatcher(store.backend.url)
 
     async def authorize(request: Request, lg_code: str | None = None) -> tuple[str, str]:
         auth = request.headers.get("authorization", "")
@@ -185,7 +192,7 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
                 break
             if await request.is_disconnected():
                 return Response(status_code=499)
-            await watcher.wait_beyond(lg_code, after, min(remaining, 1.0))
+            await watcher.wait_beyond(lg_code, after, min(remaining, watcher.recheck))
         sl = await run_in_threadpool(tenant.read_feed, after, max_bytes, key)
         if sl.frame is None:
             return JSONResponse(

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from edgenode.durable import utcnow, write_tx
+from edgenode.hub.backend import INTEGRITY_ERRORS
 from edgenode.hub.store import TenantDB
+from edgenode.sqlconn import DB
 from edgenode.wire import canonical_bytes
 
 SQL = """
@@ -139,7 +140,7 @@ class ChangeIndex:
     persons; scanning the log per record would be O(records × changes).
     """
 
-    def __init__(self, conn: sqlite3.Connection, after: int) -> None:
+    def __init__(self, conn: DB, after: int) -> None:
         self.after = after
         self.by_person: dict[str, list[tuple[int, str, str]]] = {}
         self.by_household: dict[str, list[tuple[int, str, str]]] = {}
@@ -175,7 +176,7 @@ class ChangeIndex:
         return [found[k] for k in sorted(found)]
 
 
-def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any], changes: Callable[[int], ChangeIndex]) -> None:
+def _apply(conn: DB, node_id: str, item: dict[str, Any], changes: Callable[[int], ChangeIndex]) -> None:
     payload = item["payload"]
     if item["kind"] == "issuance":
         rid = payload.get("id")
@@ -287,7 +288,7 @@ def receive(tenant: TenantDB, node_id: str, items: list[Any]) -> list[dict[str, 
 
 
 def _receive_one(
-    conn: sqlite3.Connection, node_id: str, raw: Any, changes: Callable[[int], ChangeIndex]
+    conn: DB, node_id: str, raw: Any, changes: Callable[[int], ChangeIndex]
 ) -> dict[str, Any]:
     key = raw.get("key") if isinstance(raw, dict) else None
     try:
@@ -323,7 +324,7 @@ def _receive_one(
     except Rejected as exc:
         conn.execute("ROLLBACK TO item")
         status, reason = "rejected", str(exc)
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         conn.execute("ROLLBACK TO item")
         status, reason = "rejected", "an item with this content was already applied under another key"
     conn.execute(
