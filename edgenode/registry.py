@@ -33,8 +33,8 @@ from typing import Any
 import orjson
 
 from edgenode.errors import RecordError, StoreError, WireError
-from edgenode.sqlconn import DB
 from edgenode.resident import validate_record, validate_restriction, validate_staff
+from edgenode.sqlconn import DB
 from edgenode.wire import canonical_json
 
 SCHEMA_SQL = """

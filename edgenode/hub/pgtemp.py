@@ -63,16 +63,21 @@ class TempCluster:
     def start(self) -> TempCluster:
         """initdb and start the server; return once it accepts connections."""
         subprocess.run(
-            [*self._as, str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"]
-            + ["-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"],
+            [
+                *self._as,
+                *(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"),
+                *("-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"),
+            ],
             check=True,
             capture_output=True,
         )
-        log = open(self.root / "server.log", "wb")  # noqa: SIM115 - the server writes to it until stop()
+        log = open(self.root / "server.log", "wb")
         self.proc = subprocess.Popen(
-            [*self._as, str(self.bindir / "postgres"), "-D", str(self.data), "-k", str(self.root)]
-            + ["-p", str(self.port), "-c", "listen_addresses=127.0.0.1"]
-            + ["-c", f"max_connections={self.max_connections}"],
+            [
+                *self._as,
+                *(str(self.bindir / "postgres"), "-D", str(self.data), "-k", str(self.root), "-p", str(self.port)),
+                *("-c", "listen_addresses=127.0.0.1", "-c", f"max_connections={self.max_connections}"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -287,9 +287,7 @@ def receive(tenant: TenantDB, node_id: str, items: list[Any]) -> list[dict[str, 
         conn.close()
 
 
-def _receive_one(
-    conn: DB, node_id: str, raw: Any, changes: Callable[[int], ChangeIndex]
-) -> dict[str, Any]:
+def _receive_one(conn: DB, node_id: str, raw: Any, changes: Callable[[int], ChangeIndex]) -> dict[str, Any]:
     key = raw.get("key") if isinstance(raw, dict) else None
     try:
         item = _check_shape(raw, node_id)
@@ -350,7 +348,7 @@ def _read(tenant: TenantDB, query: str) -> list[Any]:
     conn = tenant.connect()
     try:
         conn.executescript(SQL)
-        return conn.execute(query).fetchall()
+        return list(conn.execute(query).fetchall())
     finally:
         conn.close()
 
