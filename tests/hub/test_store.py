@@ -135,3 +135,24 @@ def test_municipality_codes_need_a_valid_check_digit(store: HubStore) -> None:
         store.add_tenant("454215", "門川町")
     with pytest.raises(ConfigError, match="6 digits"):
         store.add_tenant("45421", "門川町")
+
+
+def test_a_read_transaction_sees_one_sequence_while_writes_commit(store: HubStore) -> None:
+    from edgenode import registry
+
+    tenant = store.tenant(LG)
+    _commit_people(tenant, 1, 30)
+    reader = tenant.connect()
+    try:
+        reader.execute("BEGIN")
+        head = int(TenantDB.meta(reader)["head"])
+        rows = registry.iter_snapshot_rows(reader)
+        first = [next(rows) for _ in range(10)]
+        _commit_people(tenant, 100, 5)  # commits while the snapshot is half read
+        rest = list(rows)
+        again = int(TenantDB.meta(reader)["head"])
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    assert head == again == 30 and tenant.head() == 35
+    assert len(first) + len(rest) == 30
