@@ -97,12 +97,21 @@ class TempCluster:
             time.sleep(0.1)
 
     def create_database(self, name: str) -> str:
-        """Create an empty database; return its URL."""
+        """Create an empty database; return its URL.
+
+        Its default collation is ICU's root locale, as a datacenter's databases typically sort
+        by language rules rather than by bytes: anything that relied on byte order without
+        saying so would show up here.
+        """
         import psycopg
         from psycopg import sql
 
         with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE DATABASE {} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8'"
+                ).format(sql.Identifier(name))
+            )
         return self.url_for(name)
 
     def stop(self) -> None:
