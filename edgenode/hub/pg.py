@@ -103,7 +103,14 @@ _OR_REPLACE = re.compile(r"^\s*INSERT\s+OR\s+REPLACE\s+INTO\s+(\w+)\s*\(([^)]*)\
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
 _CAST_TEXT = re.compile(r"CAST\(\?\s+AS\s+TEXT\)", re.I)
 _USER = re.compile(r'(?<!")\buser\b(?!")')
-_DDL = re.compile(r"^\s*CREATE\s+TABLE\b", re.I)
+_DDL = re.compile(r"^\s*(CREATE|ALTER)\s+TABLE\b", re.I)
+_TABLE_INFO = re.compile(r"^PRAGMA\s+table_info\(\s*['\"]?(\w+)['\"]?\s*\)$", re.I)
+#: SQLite's ``PRAGMA table_info`` rows (cid, name, type, notnull, dflt_value, pk), for schema upgrades.
+TABLE_INFO_SQL = (
+    "SELECT c.ordinal_position - 1, c.column_name::text, upper(c.data_type::text), (c.is_nullable = 'NO')::int,"
+    " c.column_default::text, 0 FROM information_schema.columns c"
+    " WHERE c.table_schema = current_schema() AND c.table_name = %s ORDER BY c.ordinal_position"
+)
 
 
 @lru_cache(maxsize=2048)
@@ -112,6 +119,9 @@ def translate(statement: str) -> Statement:
     s = statement.strip().rstrip(";")
     head = s[:24].upper()
     if head.startswith("PRAGMA"):
+        info = _TABLE_INFO.match(s)
+        if info:  # the one PRAGMA with an answer the code may use: columns, to upgrade a table
+            return Statement(TABLE_INFO_SQL.replace("%s", f"'{info.group(1)}'"), is_query=True)
         return Statement("", noop=True)
     if head == "BEGIN IMMEDIATE":
         return Statement("BEGIN ISOLATION LEVEL READ COMMITTED", lock_write=True)

@@ -24,6 +24,11 @@ def test_sqlite_statements_become_their_postgresql_equivalents() -> None:
     assert translate("BEGIN IMMEDIATE").lock_write
     assert "REPEATABLE READ" in translate("BEGIN").text
     assert translate("PRAGMA journal_mode=WAL").noop
+    assert translate("PRAGMA table_info(intake)").is_query
+    assert (
+        translate("ALTER TABLE intake ADD COLUMN kind TEXT").text
+        == 'ALTER TABLE intake ADD COLUMN kind TEXT COLLATE "C"'
+    )
     bulk = translate("INSERT INTO person_history (atena_no, rireki_no, record) VALUES (?, ?, CAST(? AS TEXT))")
     assert bulk.text_params and bulk.text.endswith("VALUES (%s, %s, %s)")
 
@@ -47,3 +52,19 @@ def test_rows_come_out_in_the_same_order_as_from_sqlite(tmp_path: Path, hub_db: 
     keys = [json.loads(r)["k"] for r in rows]
     assert keys == sorted(users)  # code-point order, as SQLite's BINARY collation
     assert json.loads(rows[keys.index("Zed")])["v"]["role"] == "admin"
+
+
+def test_a_table_can_be_upgraded_the_same_way_on_both_backends(tmp_path: Path, hub_db: str) -> None:
+    """Schema upgrades read the columns with PRAGMA table_info, as on SQLite, and add what is missing."""
+    store = HubStore(tmp_path / "hub", hub_db)
+    store.create()
+    conn = store.add_tenant(LG, "門川町").connect()
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS item (id TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        for _ in range(2):  # idempotent, as `hub migrate` must be
+            cols = [r[1] for r in conn.execute("PRAGMA table_info(item)").fetchall()]
+            if "note" not in cols:
+                conn.execute("ALTER TABLE item ADD COLUMN note TEXT")
+        assert [r[1] for r in conn.execute("PRAGMA table_info(item)").fetchall()] == ["id", "n", "note"]
+    finally:
+        conn.close()
