@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from edgenode.hub.pg import close_pools
 from edgenode.hub.pgtemp import TempCluster
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -30,10 +31,12 @@ def pg_cluster() -> Iterator[TempCluster]:
 
 
 @pytest.fixture()
-def pg_url(request: pytest.FixtureRequest) -> str:
-    """The URL of a fresh, empty database for one test."""
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a fresh, empty database for one test (its connections closed afterwards)."""
     cluster: TempCluster = request.getfixturevalue("pg_cluster")
-    return cluster.create_database(f"t{os.getpid()}_{next(_dbs)}")
+    url = cluster.create_database(f"t{os.getpid()}_{next(_dbs)}")
+    yield url
+    close_pools(url)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -290,14 +290,14 @@ _pools: dict[tuple[str, int], ConnectionPool] = {}
 _pools_guard = threading.Lock()
 
 
-def _close_pools() -> None:
+def close_pools(url: str | None = None) -> None:
+    """Close this process's pools (of one database URL, or all), e.g. before dropping a database."""
     with _pools_guard:
-        for pool in _pools.values():
-            pool.close()
-        _pools.clear()
+        for key in [k for k in _pools if url is None or k[0] == url]:
+            _pools.pop(key).close()
 
 
-atexit.register(_close_pools)
+atexit.register(close_pools)
 
 
 class PostgresBackend:
