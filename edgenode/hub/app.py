@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from edgenode import __version__, wire
-from edgenode.errors import StoreError, WireError
+from edgenode.errors import StoreError, StoreUnavailable, WireError
 from edgenode.hub import uploads as upload_mod
 from edgenode.hub.listen import NotifyWatcher, Waker
 from edgenode.hub.pg import PostgresBackend
@@ -293,7 +293,7 @@ def create_app(store: HubStore, settings: Settings) -> Starlette:
         return Response(await run_in_threadpool(render_metrics, collector), media_type=METRICS_TYPE)
 
     async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse({"error": str(exc)}, status_code=503 if isinstance(exc, StoreUnavailable) else 404)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

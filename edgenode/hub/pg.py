@@ -36,6 +36,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -45,7 +46,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from edgenode.errors import StoreError
+from edgenode.errors import StoreError, StoreUnavailable
 from edgenode.sqlconn import DB
 
 HUB_SCHEMA = "edgenode_hub"
@@ -196,7 +197,8 @@ class _Query:
 
     def _run(self) -> psycopg.Cursor[Any]:
         if self._cur is None:
-            self._cur = self.conn.raw.execute(self.text, self.params)
+            with unavailable_as_store_error(self.conn.backend):
+                self._cur = self.conn.raw.execute(self.text, self.params)
         return self._cur
 
     def fetchone(self) -> Any:
@@ -215,6 +217,15 @@ class _Query:
             cur.itersize = ITER_ROWS
             cur.execute(self.text, self.params)
             yield from cur
+
+
+@contextmanager
+def unavailable_as_store_error(backend: PostgresBackend) -> Iterator[None]:
+    """A lost or refused server connection becomes `StoreUnavailable` (the hub answers 503)."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"PostgreSQL at {backend.describe()} is unavailable: {type(exc).__name__}") from exc
 
 
 _schema_of: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = weakref.WeakKeyDictionary()
@@ -243,14 +254,15 @@ class PgConn:
         st, text = self._prepare(statement)
         if st.noop:
             return _Query(self, "SELECT 1 WHERE false", ())
-        if st.lock_write:
-            self.raw.execute(text)
-            self.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
-            return None
         params = _params(st, parameters)
         if st.is_query:
             return _Query(self, text, params)
-        return self.raw.execute(text, params)
+        with unavailable_as_store_error(self.backend):
+            if st.lock_write:
+                self.raw.execute(text)
+                self.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.schema,))
+                return None
+            return self.raw.execute(text, params)
 
     def executemany(self, statement: str, parameters: Iterable[Any], /) -> Any:
         st, text = self._prepare(statement)
@@ -281,8 +293,11 @@ class PgConn:
         raw, self.raw = self.raw, None  # type: ignore[assignment]
         if raw is None:
             return
-        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not raw.closed:
-            raw.rollback()
+        try:
+            if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not raw.closed:
+                raw.rollback()
+        except psycopg.OperationalError:
+            pass  # a lost connection: the pool discards it
         self.backend.pool().putconn(raw)
 
 
@@ -308,6 +323,7 @@ class PostgresBackend:
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         self.pool_size = pool_size
+        self._hub_seen = False
 
     def describe(self) -> str:
         return safe_target(self.url)
@@ -333,23 +349,28 @@ class PostgresBackend:
         try:
             raw = self.pool().getconn()
         except PoolTimeout as exc:
-            raise StoreError(
+            raise StoreUnavailable(
                 f"cannot reach PostgreSQL at {self.describe()} within {CONNECT_TIMEOUT:.0f} s:"
                 " is it running, and does the URL name the right database and user?"
             ) from exc
         try:
-            return PgConn(self, raw, schema)
+            with unavailable_as_store_error(self):
+                return PgConn(self, raw, schema)
         except BaseException:
             self.pool().putconn(raw)
             raise
 
     def hub_exists(self) -> bool:
+        if self._hub_seen:  # asked before every hub query: once it exists, it stays
+            return True
         conn = self._conn("public")
         try:
-            row = conn.raw.execute("SELECT to_regclass(%s)", (f"{HUB_SCHEMA}.tenant",)).fetchone()
+            with unavailable_as_store_error(self):
+                row = conn.raw.execute("SELECT to_regclass(%s)", (f"{HUB_SCHEMA}.tenant",)).fetchone()
         finally:
             conn.close()
-        return row is not None and row[0] is not None
+        self._hub_seen = row is not None and row[0] is not None
+        return self._hub_seen
 
     def create_hub(self) -> None:
         conn = self._conn("public")

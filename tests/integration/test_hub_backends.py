@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from edgenode.hub.pgtemp import TempCluster
 from tests.integration.conftest import LG, HubProc, free_port, make_hub, make_node, node_export, run, running_hub
 from tests.outbox_items import queue_issuances
 
@@ -153,3 +154,15 @@ def test_each_tenant_is_its_own_schema(tmp_path: Path, pg_url: str) -> None:
         schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")}
         assert schemas == {"t_454214", "t_452033"}
         assert conn.execute("SELECT count(*) FROM t_452033.person").fetchone() == (10,)
+
+
+def test_a_hub_whose_database_is_down_answers_retryable_503(tmp_path: Path) -> None:
+    with TempCluster() as cluster:
+        with running_hub(tmp_path, residents=20, db=cluster.create_database("hub")) as hub:
+            headers = {"authorization": f"Bearer {hub.token('node1')}"}
+            feed = f"{hub.url}/v1/tenants/{LG}/feed"
+            assert httpx.get(feed, params={"after": 0}, headers=headers).status_code == 200
+            cluster.stop()
+            for _ in range(2):  # a lost pooled connection, then a refused new one
+                r = httpx.get(feed, params={"after": 0}, headers=headers, timeout=60)
+                assert r.status_code == 503 and "unavailable" in r.json()["error"], r.text
