@@ -45,12 +45,15 @@ def _hub(args: argparse.Namespace, **flags: Any) -> Any:
 def hub_init(args: argparse.Namespace) -> int:
     from edgenode import settings as settings_mod
 
-    if args.db and not args.db.startswith("sqlite"):
-        raise ConfigError("this build keeps the hub in SQLite; a PostgreSQL store is not available yet")
-    hub = _hub(args)
+    toml = Path(args.data) / "hub.toml"
+    if toml.exists() and args.db:
+        kept = settings_mod.load(settings_mod.HUB_SETTINGS, toml, {}, {})["db"]
+        if kept != args.db:
+            raise ConfigError(f"{toml} already names the hub's store; leave out --db to add a tenant to it")
+    hub = _hub(args, db=args.db or None)
     tenant = hub.init_tenant(args.lg_code, args.name, args.residents, args.seed)
-    if not (Path(args.data) / "hub.toml").exists():
-        settings_mod.write(settings_mod.HUB_SETTINGS, Path(args.data) / "hub.toml", {"db": args.db or ""})
+    if not toml.exists():
+        settings_mod.write(settings_mod.HUB_SETTINGS, toml, {"db": args.db or ""})
     print(
         f"hub ready in {args.data}: {args.lg_code} {args.name}, key {hub.store.key().key_id}, head {tenant.head()}",
         file=sys.stderr,
@@ -445,7 +448,7 @@ def node_audit_verify(args: argparse.Namespace) -> int:
 def user_add(args: argparse.Namespace) -> int:
     data = Path(args.data)
     password = _read_password()
-    if (data / "hub.db").exists():
+    if (data / "hub.db").exists() or (data / "hub.toml").exists():
         if not args.lg_code:
             from edgenode.hub.staff import add_operator
 

@@ -9,6 +9,11 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+from edgenode.sqlconn import DB
+
+C = TypeVar("C", bound=DB)
 
 
 def utcnow() -> str:
@@ -61,7 +66,7 @@ def open_db(path: Path, *schema: str, synchronous: str = "FULL") -> sqlite3.Conn
 
 
 @contextmanager
-def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def write_tx(conn: C) -> Iterator[C]:
     """An immediate (write-locked) transaction, rolled back on any exception."""
     conn.execute("BEGIN IMMEDIATE")
     try:

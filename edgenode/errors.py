@@ -9,6 +9,7 @@ The tree::
     ├── WireError                   feed batch / snapshot bytes are corrupt, forged or hostile
     │   └── SchemaTooNew            the hub speaks a newer schema than this node knows
     ├── StoreError                  a local SQLite store is missing or in an unexpected state
+    │   └── StoreUnavailable        the hub's PostgreSQL cannot be reached (try again later)
     └── SyncError                   a sync step failed; knows if it is retryable, has a hint
         ├── HubUnreachable          connection refused, timeout, DNS, TLS: the WAN or hub is down
         ├── HubRejected             the hub answered with a refusal (401, 403, 4xx)
@@ -55,6 +56,10 @@ class SchemaTooNew(WireError):
 
 class StoreError(EdgenodeError):
     """Raised when a local store is missing, locked or in a state we do not expect."""
+
+
+class StoreUnavailable(StoreError):
+    """Raised when the hub's database server cannot be reached; the hub answers 503, retryable."""
 
 
 class SyncError(EdgenodeError):

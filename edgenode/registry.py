@@ -24,7 +24,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -35,6 +34,7 @@ import orjson
 
 from edgenode.errors import RecordError, StoreError, WireError
 from edgenode.resident import validate_record, validate_restriction, validate_staff
+from edgenode.sqlconn import DB
 from edgenode.wire import canonical_json
 
 SCHEMA_SQL = """
@@ -73,7 +73,7 @@ PAGE_SIZE = 16384
 PERSON_COLS = "atena_no, rireki_no, household_no, status, name, kana, birth_date_iso, address"
 
 
-def create_schema(conn: sqlite3.Connection) -> None:
+def create_schema(conn: DB) -> None:
     """Create the replicated tables if they are missing (idempotent)."""
     conn.executescript(SCHEMA_SQL)
 
@@ -91,14 +91,14 @@ def person_row(rec: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _history_row(conn: sqlite3.Connection, atena: str, rireki: int) -> dict[str, Any] | None:
+def _history_row(conn: DB, atena: str, rireki: int) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT record FROM person_history WHERE atena_no = ? AND rireki_no = ?", (atena, rireki)
     ).fetchone()
     return None if row is None else dict(orjson.loads(row[0]))
 
 
-def materialize(conn: sqlite3.Connection, op: dict[str, Any]) -> dict[str, Any] | None:
+def materialize(conn: DB, op: dict[str, Any]) -> dict[str, Any] | None:
     """The full record a ``ph`` op puts (resolving a delta against its base row), or None."""
     if op.get("del"):
         return None
@@ -134,7 +134,7 @@ def delta_op(prev: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 _MISSING = object()
 
 
-def apply_ops(conn: sqlite3.Connection, ops: Iterable[Any]) -> set[str]:
+def apply_ops(conn: DB, ops: Iterable[Any]) -> set[str]:
     """Apply ops inside the caller's transaction; return the 宛名番号 whose history changed.
 
     Every value is validated before it is written; a bad op raises and the caller rolls back.
@@ -190,7 +190,7 @@ def apply_ops(conn: sqlite3.Connection, ops: Iterable[Any]) -> set[str]:
     return touched
 
 
-def refresh_current(conn: sqlite3.Connection, atenas: Iterable[str]) -> None:
+def refresh_current(conn: DB, atenas: Iterable[str]) -> None:
     """Recompute the current projection of each person from their highest 履歴番号."""
     for atena in atenas:
         row = conn.execute(
@@ -206,7 +206,7 @@ def refresh_current(conn: sqlite3.Connection, atenas: Iterable[str]) -> None:
             )
 
 
-def current_record(conn: sqlite3.Connection, atena: str) -> dict[str, Any] | None:
+def current_record(conn: DB, atena: str) -> dict[str, Any] | None:
     """The current record of one person, or None."""
     row = conn.execute(
         "SELECT h.record FROM person p JOIN person_history h"
@@ -216,7 +216,7 @@ def current_record(conn: sqlite3.Connection, atena: str) -> dict[str, Any] | Non
     return None if row is None else dict(orjson.loads(row[0]))
 
 
-def iter_current(conn: sqlite3.Connection) -> Iterator[str]:
+def iter_current(conn: DB) -> Iterator[str]:
     """Canonical JSON of every current record (除票 included), sorted by 宛名番号."""
     cur = conn.execute(
         "SELECT h.record FROM person p JOIN person_history h"
@@ -226,7 +226,7 @@ def iter_current(conn: sqlite3.Connection) -> Iterator[str]:
         yield rec
 
 
-def export_lines(conn: sqlite3.Connection) -> Iterator[str]:
+def export_lines(conn: DB) -> Iterator[str]:
     """The export format: one current record a line, keys sorted, contract keys always present."""
     from edgenode.resident import EXPORT_KEYS
 
@@ -240,7 +240,7 @@ def export_lines(conn: sqlite3.Connection) -> Iterator[str]:
         yield rec
 
 
-def iter_snapshot_rows(conn: sqlite3.Connection) -> Iterator[bytes]:
+def iter_snapshot_rows(conn: DB) -> Iterator[bytes]:
     """Every replicated row as a full put op (canonical JSON bytes), in a fixed order."""
     for atena, rireki, rec in conn.execute(
         "SELECT atena_no, rireki_no, record FROM person_history ORDER BY atena_no, rireki_no"
@@ -260,7 +260,7 @@ def bucket_of(table: str, key: str, buckets: int) -> int:
     return zlib.crc32(f"{table}:{key}".encode()) % buckets
 
 
-def _iter_keyed_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, str, str, str]]:
+def _iter_keyed_rows(conn: DB) -> Iterator[tuple[str, str, str, str]]:
     """(table, bucket key, row key, canonical record) for every replicated row."""
     for atena, rireki, rec in conn.execute(
         "SELECT atena_no, rireki_no, record FROM person_history ORDER BY atena_no, rireki_no"
@@ -272,7 +272,7 @@ def _iter_keyed_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, str, str, 
         yield "rs", key, key, rec
 
 
-def compute_digest(conn: sqlite3.Connection, buckets: int) -> list[str]:
+def compute_digest(conn: DB, buckets: int) -> list[str]:
     """One SHA-256 per bucket over that bucket's rows in key order (hex)."""
     if not 1 <= buckets <= 65536:
         raise StoreError("digest bucket count must be between 1 and 65536")
@@ -285,7 +285,7 @@ def compute_digest(conn: sqlite3.Connection, buckets: int) -> list[str]:
     return [h.hexdigest() for h in hashers]
 
 
-def bucket_rows(conn: sqlite3.Connection, bucket: int, buckets: int) -> Iterator[bytes]:
+def bucket_rows(conn: DB, bucket: int, buckets: int) -> Iterator[bytes]:
     """The put ops of every row in one bucket (what a node needs to repair it)."""
     for line in iter_snapshot_rows(conn):
         op = orjson.loads(line)
@@ -294,7 +294,7 @@ def bucket_rows(conn: sqlite3.Connection, bucket: int, buckets: int) -> Iterator
             yield line
 
 
-def replace_bucket(conn: sqlite3.Connection, bucket: int, buckets: int, rows: Iterable[dict[str, Any]]) -> int:
+def replace_bucket(conn: DB, bucket: int, buckets: int, rows: Iterable[dict[str, Any]]) -> int:
     """Inside the caller's transaction, drop our rows of `bucket` and put the given ones."""
     stale_people: set[str] = set()
     for table, bkey, rkey, _rec in list(_iter_keyed_rows(conn)):
@@ -393,7 +393,7 @@ class _Validator:
             raise RecordError(error)
 
 
-def bulk_load(conn: sqlite3.Connection, lines: Iterable[bytes], expected_rows: int = 0) -> int:
+def bulk_load(conn: DB, lines: Iterable[bytes], expected_rows: int = 0) -> int:
     """Insert full put-op lines (sorted by 宛名番号, 履歴番号) into empty tables; count them.
 
     The fast path for a bootstrap or an initial migration: the current projection is built
@@ -412,7 +412,7 @@ def bulk_load(conn: sqlite3.Connection, lines: Iterable[bytes], expected_rows: i
     return n
 
 
-def _bulk_insert(conn: sqlite3.Connection, lines: Iterable[bytes], validator: _Validator) -> int:
+def _bulk_insert(conn: DB, lines: Iterable[bytes], validator: _Validator) -> int:
     n = 0
     last: dict[str, Any] | None = None
     hist: list[tuple[str, int, str | bytes]] = []

@@ -33,7 +33,14 @@ class Setting:
 
 
 HUB_SETTINGS: tuple[Setting, ...] = (
-    Setting("db", str, "", "hub store URL; empty means SQLite files under the data folder"),
+    Setting(
+        "db",
+        str,
+        "",
+        "hub store URL: empty for SQLite files under the data folder, or postgresql://USER:PASSWORD@HOST:PORT/DB",
+        secret=True,
+    ),
+    Setting("db_pool_size", int, 10, "PostgreSQL connections each hub process keeps open at most", minimum=1),
     Setting("host", str, "127.0.0.1", "address `hub serve` listens on"),
     Setting("port", int, 8700, "port `hub serve` listens on", minimum=0),
     Setting("feed_max_bytes", int, 1 << 20, "upper bound of one feed batch before compression", minimum=4096),

@@ -21,9 +21,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from edgenode import __version__, wire
-from edgenode.errors import StoreError, WireError
+from edgenode.errors import StoreError, StoreUnavailable, WireError
 from edgenode.hub import fleet as fleet_view
 from edgenode.hub import uploads as upload_mod
+from edgenode.hub.listen import NotifyWatcher, Waker
+from edgenode.hub.pg import PostgresBackend
 from edgenode.hub.snapshot import SnapshotCache
 from edgenode.hub.staff_app import create_staff_app, is_staff_path
 from edgenode.hub.store import HubStore
@@ -41,7 +43,10 @@ class HeadWatcher:
     """Wakes long-polls when a tenant's head moves, whichever process committed it.
 
     One polling task per tenant with waiters (every 100 ms), instead of one poll per request.
+    The SQLite hub's waker; a PostgreSQL hub is woken by its commits (`edgenode.hub.listen`).
     """
+
+    recheck = 1.0
 
     def __init__(self, store: HubStore, interval: float = 0.1) -> None:
         self.store = store
@@ -131,7 +136,9 @@ def create_app(store: HubStore, settings: Settings) -> HubApp:
         settings["snapshot_keep"],
         settings["snapshot_hold"],
     )
-    watcher = HeadWatcher(store)
+    watcher: Waker = HeadWatcher(store)
+    if isinstance(store.backend, PostgresBackend):
+        watcher = NotifyWatcher(store.backend.url)
 
     async def authorize(request: Request, lg_code: str | None = None) -> tuple[str, str]:
         auth = request.headers.get("authorization", "")
@@ -187,7 +194,7 @@ def create_app(store: HubStore, settings: Settings) -> HubApp:
                 break
             if await request.is_disconnected():
                 return Response(status_code=499)
-            await watcher.wait_beyond(lg_code, after, min(remaining, 1.0))
+            await watcher.wait_beyond(lg_code, after, min(remaining, watcher.recheck))
         sl = await run_in_threadpool(tenant.read_feed, after, max_bytes, key)
         if sl.frame is None:
             return JSONResponse(
@@ -270,7 +277,7 @@ def create_app(store: HubStore, settings: Settings) -> HubApp:
         return Response(await run_in_threadpool(render_metrics, collector, latency), media_type=METRICS_TYPE)
 
     async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse({"error": str(exc)}, status_code=503 if isinstance(exc, StoreUnavailable) else 404)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

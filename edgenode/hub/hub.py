@@ -26,8 +26,8 @@ class Hub:
 
     def __init__(self, data: Path, settings: Settings | None = None) -> None:
         self.data = data
-        self.store = HubStore(data)
         self.settings = settings or load(HUB_SETTINGS, data / "hub.toml", {}, {})
+        self.store = HubStore(data, self.settings["db"], self.settings["db_pool_size"])
 
     def init_tenant(
         self, lg_code: str, name: str, residents: int = 0, seed: int = 0, today: _dt.date | None = None

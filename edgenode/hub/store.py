@@ -1,10 +1,12 @@
-"""The hub's SQLite store: one meta database and one database per municipality (tenant).
+"""The hub's store: hub tables plus, per municipality (tenant), its registry and change log.
 
-``hub.db`` holds tenants, node tokens (hashed) and heartbeats. ``tenants/<lg_code>.db`` holds
-the replicated registry tables (`edgenode.registry`) and the change log. Every registry change
-is committed together with its change-log row in one ``BEGIN IMMEDIATE`` transaction: the
-sequence number is the previous head plus one, taken under SQLite's single-writer lock, so
-sequences are gap-free in commit order and a change never exists without its log entry.
+The hub tables hold tenants, node tokens (hashed) and heartbeats; each tenant holds the
+replicated registry tables (`edgenode.registry`) and the change log. Where they live is the
+backend's business (`edgenode.hub.backend`: SQLite files under the data folder, or PostgreSQL).
+Every registry change is committed together with its change-log row in one ``BEGIN IMMEDIATE``
+transaction: the sequence number is the previous head plus one, taken under the tenant's write
+lock (SQLite's single-writer lock, or a PostgreSQL advisory lock held to commit), so sequences
+are gap-free in commit order and a change never exists without its log entry.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import datetime as _dt
 import hashlib
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,10 @@ from typing import Any
 from edgenode import registry, wire
 from edgenode.durable import open_db, parse_time, utcnow, write_tx
 from edgenode.errors import ConfigError, StoreError
+from edgenode.hub.backend import Backend, SQLiteBackend, open_backend
 from edgenode.ids import NODE_ID_RE, valid_lg_code
 from edgenode.signing import HubKey
+from edgenode.sqlconn import DB
 
 HUB_SQL = """
 CREATE TABLE IF NOT EXISTS tenant (
@@ -46,7 +49,7 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path) -> DB:
     """Open a SQLite file in WAL mode with full durability on commit."""
     return open_db(path)
 
@@ -64,29 +67,29 @@ class FeedSlice:
 class TenantDB:
     """One municipality's registry and change log."""
 
-    def __init__(self, path: Path, lg_code: str) -> None:
-        self.path = path
+    def __init__(self, backend: Backend, lg_code: str) -> None:
+        self.backend = backend
         self.lg_code = lg_code
 
-    def connect(self) -> sqlite3.Connection:
+    @property
+    def path(self) -> Path:
+        """The tenant's SQLite file (a SQLite hub's only)."""
+        if not isinstance(self.backend, SQLiteBackend):
+            raise StoreError(f"municipality {self.lg_code} is kept in {self.backend.describe()}, not in a file")
+        return self.backend.tenant_path(self.lg_code)
+
+    def connect(self) -> DB:
         """A new connection (callers close it); cheap enough to use one per request."""
-        if not self.path.exists():
-            raise StoreError(f"municipality {self.lg_code} has no registry file")
-        return connect(self.path)
+        return self.backend.tenant_conn(self.lg_code)
 
     def create(self, name: str) -> None:
-        """Create the file and schema if missing (idempotent)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            # the page size must be set before the file switches to WAL
-            raw = sqlite3.connect(self.path)
-            raw.execute(f"PRAGMA page_size={registry.PAGE_SIZE}")
-            registry.create_schema(raw)
-            raw.close()
-        conn = connect(self.path)
+        """Create the storage and schema if missing (idempotent)."""
+        self.backend.create_tenant(self.lg_code)
+        conn = self.connect()
         try:
             registry.create_schema(conn)
             conn.executescript(TENANT_SQL)
+            self.backend.tenant_ready(conn)
             with write_tx(conn):
                 for k, v in (
                     ("lg_code", self.lg_code),
@@ -101,7 +104,7 @@ class TenantDB:
             conn.close()
 
     @staticmethod
-    def meta(conn: sqlite3.Connection) -> dict[str, str]:
+    def meta(conn: DB) -> dict[str, str]:
         """All meta values (head, chain, retained_from …) as strings."""
         return dict(conn.execute("SELECT k, v FROM meta").fetchall())
 
@@ -121,14 +124,14 @@ class TenantDB:
         Each element becomes one change-log transaction; all of them commit in one SQLite
         transaction, so a caller's group (e.g. a whole import file) is all-or-nothing.
         """
-        conn = connect(self.path)
+        conn = self.connect()
         try:
             with write_tx(conn):
                 return self.commit_in(conn, txs)
         finally:
             conn.close()
 
-    def commit_in(self, conn: sqlite3.Connection, txs: Sequence[tuple[str, list[dict[str, Any]]]]) -> int:
+    def commit_in(self, conn: DB, txs: Sequence[tuple[str, list[dict[str, Any]]]]) -> int:
         """`commit` inside a transaction the caller holds."""
         meta = self.meta(conn)
         head, chain = int(meta["head"]), meta["chain"]
@@ -148,7 +151,7 @@ class TenantDB:
         conn.execute("UPDATE meta SET v = ? WHERE k = 'chain'", (chain,))
         return head
 
-    def records_to_ops(self, conn: sqlite3.Connection, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def records_to_ops(self, conn: DB, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Ops appending each record as its person's next history row (delta when smaller).
 
         A record identical to the current one (履歴番号 aside) produces no op.
@@ -174,7 +177,7 @@ class TenantDB:
 
     def prune(self, before_seq: int) -> int:
         """Drop change-log entries below `before_seq` (nodes behind them must re-bootstrap)."""
-        conn = connect(self.path)
+        conn = self.connect()
         try:
             with write_tx(conn):
                 head = int(self.meta(conn)["head"])
@@ -290,15 +293,16 @@ class TenantDB:
 class HubStore:
     """The hub's data folder: meta database, tenant databases, signing key, snapshots."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, db: str = "", pool_size: int = 10) -> None:
         self.data = data
-        self.meta_path = data / "hub.db"
+        self.backend: Backend = open_backend(data, db, pool_size)
         self.snapshot_dir = data / "snapshots"
 
     def create(self) -> None:
-        """Create the folder, meta schema and signing key if missing (idempotent)."""
+        """Create the folder, hub schema and signing key if missing (idempotent)."""
         self.data.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.meta_path)
+        self.backend.create_hub()
+        conn = self.backend.hub_conn()
         try:
             conn.executescript(HUB_SQL)
         finally:
@@ -306,23 +310,24 @@ class HubStore:
         HubKey.load_or_create(self.data / "keys" / "hub_ed25519.pem")
 
     def require(self) -> None:
-        """Raise a clear error unless this folder holds a hub."""
-        if not self.meta_path.exists():
-            raise StoreError(f"no hub in {self.data}: run `edgenode hub init` first")
+        """Raise a clear error unless this folder (and its database) holds a hub."""
+        if not self.backend.hub_exists():
+            where = self.data if isinstance(self.backend, SQLiteBackend) else self.backend.describe()
+            raise StoreError(f"no hub in {where}: run `edgenode hub init` first")
 
     def key(self) -> HubKey:
         """The hub's signing key."""
         self.require()
         return HubKey.load_or_create(self.data / "keys" / "hub_ed25519.pem")
 
-    def _meta(self) -> sqlite3.Connection:
+    def _meta(self) -> DB:
         self.require()
-        return connect(self.meta_path)
+        return self.backend.hub_conn()
 
     def add_tenant(self, lg_code: str, name: str) -> TenantDB:
         """Register a municipality (idempotent) and create its registry file."""
         valid_lg_code(lg_code)
-        tenant = TenantDB(self.data / "tenants" / f"{lg_code}.db", lg_code)
+        tenant = TenantDB(self.backend, lg_code)
         tenant.create(name)
         conn = self._meta()
         try:
@@ -346,7 +351,7 @@ class HubStore:
         """The tenant's registry; raise a clear error if the municipality is unknown."""
         if lg_code not in self.tenants():
             raise StoreError(f"municipality {lg_code} is not on this hub: add it with `edgenode hub init`")
-        return TenantDB(self.data / "tenants" / f"{lg_code}.db", lg_code)
+        return TenantDB(self.backend, lg_code)
 
     # ------------------------------------------------------------ tokens and nodes
 

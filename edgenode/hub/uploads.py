@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from edgenode.durable import utcnow, write_tx
+from edgenode.hub.backend import INTEGRITY_ERRORS
 from edgenode.hub.store import TenantDB
+from edgenode.sqlconn import DB
 from edgenode.wire import canonical_bytes
 
 SQL = """
@@ -183,7 +184,7 @@ class ChangeIndex:
     persons; scanning the log per record would be O(records × changes).
     """
 
-    def __init__(self, conn: sqlite3.Connection, after: int) -> None:
+    def __init__(self, conn: DB, after: int) -> None:
         self.after = after
         self.by_person: dict[str, list[tuple[int, str, str]]] = {}
         self.by_household: dict[str, list[tuple[int, str, str]]] = {}
@@ -219,7 +220,7 @@ class ChangeIndex:
         return [found[k] for k in sorted(found)]
 
 
-def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any], changes: Callable[[int], ChangeIndex]) -> None:
+def _apply(conn: DB, node_id: str, item: dict[str, Any], changes: Callable[[int], ChangeIndex]) -> None:
     payload = item["payload"]
     if item["kind"] == "issuance":
         rid = payload.get("id")
@@ -312,7 +313,7 @@ def _apply(conn: sqlite3.Connection, node_id: str, item: dict[str, Any], changes
         )
 
 
-def _move_in_conflicts(conn: sqlite3.Connection, payload: dict[str, Any]) -> list[dict[str, Any]]:
+def _move_in_conflicts(conn: DB, payload: dict[str, Any]) -> list[dict[str, Any]]:
     """A 転入届's newcomers who may already be in the registry (keyed at the datacenter already,
     or a 再転入 of someone with a 除票): same birth date and the same 氏名 or フリガナ."""
     from edgenode.search.kana import fold_kana
@@ -363,9 +364,7 @@ def receive(tenant: TenantDB, node_id: str, items: list[Any]) -> list[dict[str, 
         conn.close()
 
 
-def _receive_one(
-    conn: sqlite3.Connection, node_id: str, raw: Any, changes: Callable[[int], ChangeIndex]
-) -> dict[str, Any]:
+def _receive_one(conn: DB, node_id: str, raw: Any, changes: Callable[[int], ChangeIndex]) -> dict[str, Any]:
     key = raw.get("key") if isinstance(raw, dict) else None
     try:
         item = _check_shape(raw, node_id)
@@ -399,7 +398,7 @@ def _receive_one(
     except Rejected as exc:
         conn.execute("ROLLBACK TO item")
         status, reason = "rejected", str(exc)
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         conn.execute("ROLLBACK TO item")
         status, reason = "rejected", "an item with this content was already applied under another key"
     conn.execute(
@@ -421,11 +420,11 @@ def _receive_one(
     return {"key": key, "status": status, "reason": reason}
 
 
-def _read(tenant: TenantDB, query: str) -> list[Any]:
+def _read(tenant: TenantDB, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
     conn = tenant.connect()
     try:
         conn.executescript(SQL)
-        return conn.execute(query).fetchall()
+        return list(conn.execute(query, params).fetchall())
     finally:
         conn.close()
 
@@ -640,22 +639,13 @@ def ledger(tenant: TenantDB, node_id: str, after: int, limit: int) -> dict[str, 
     holds (and their verdicts), and which it lost: the item itself comes back so that the node can
     carry on the same sequence and hash chain.
     """
-    rows = _read_params(
+    rows = _read(
         tenant,
         "SELECT seq, key, kind, hash, status, reason, received_at, item FROM upload_ledger"
         " WHERE node_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         (node_id, after, limit),
     )
-    last = _read_params(tenant, "SELECT max(seq) FROM upload_ledger WHERE node_id = ?", (node_id,))
+    last = _read(tenant, "SELECT max(seq) FROM upload_ledger WHERE node_id = ?", (node_id,))
     keys = ("seq", "key", "kind", "hash", "status", "reason", "received_at")
     items = [{**dict(zip(keys, r[:7], strict=True)), "item": json.loads(r[7])} for r in rows]
     return {"node_id": node_id, "last_seq": int(last[0][0] or 0), "items": items}
-
-
-def _read_params(tenant: TenantDB, query: str, params: tuple[Any, ...]) -> list[Any]:
-    conn = tenant.connect()
-    try:
-        conn.executescript(SQL)
-        return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -49,12 +48,11 @@ def test_nodes_are_classed_and_the_troubled_come_first(store: HubStore) -> None:
     seen = max(parse_time(n["last_seen_at"]) for n in store.nodes())
     # 370 s later "quiet" and "stuck" had not reported again (the store stamps heartbeats with its
     # own clock, so the test moves those two stamps back rather than waiting)
-    conn = sqlite3.connect(store.meta_path)
+    conn = store.backend.hub_conn()
     conn.execute(
         "UPDATE node SET last_seen_at = ? WHERE node_id IN ('quiet', 'stuck')",
         ((seen - _dt.timedelta(seconds=370)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
     )
-    conn.commit()
     conn.close()
     doc = fleet(store, SETTINGS, now=seen)
     order = [(n["node_id"], n["class"]) for n in doc["nodes"]]

@@ -11,8 +11,8 @@ from edgenode.hub.store import HubStore
 from tests.hub.test_store import LG, _commit_people
 
 
-def test_snapshots_being_downloaded_outlive_newer_ones(tmp_path: Path) -> None:
-    store = HubStore(tmp_path / "hub")
+def test_snapshots_being_downloaded_outlive_newer_ones(tmp_path: Path, hub_db: str) -> None:
+    store = HubStore(tmp_path / "hub", hub_db)
     store.create()
     tenant = store.add_tenant(LG, "門川町")
     cache = SnapshotCache(store, store.key(), chunk_size=4096, max_age=0, keep=1, hold=3600)

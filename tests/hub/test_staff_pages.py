@@ -17,6 +17,7 @@ from edgenode.durable import open_db, write_tx
 from edgenode.hub.hub import Hub
 from edgenode.hub.staff import add_operator
 from edgenode.hub.uploads import intakes, issuances, receive
+from edgenode.settings import HUB_SETTINGS, load
 from tests.counter_ui.conftest import form_csrf
 from tests.hub.test_store import _commit_people
 from tests.records import person
@@ -30,8 +31,8 @@ PW = "datacenter-2026"
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[tuple[Hub, TestClient]]:
-    h = Hub(tmp_path / "hub")
+def hub(tmp_path: Path, hub_db: str) -> Iterator[tuple[Hub, TestClient]]:
+    h = Hub(tmp_path / "hub", load(HUB_SETTINGS, None, {}, {"db": hub_db}))
     h.init_tenant(KADOGAWA, "門川町")
     h.init_tenant(CHIYODA, "千代田区")
     h.add_user(KADOGAWA, "suzuki", "supervisor", PW)

@@ -1,4 +1,7 @@
-"""The hub's change log: gap-free, chained, bounded batches on transaction boundaries."""
+"""The hub's change log: gap-free, chained, bounded batches on transaction boundaries.
+
+A contract test: every test runs over both storage backends (SQLite and PostgreSQL).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pytest
 
 from edgenode import wire
 from edgenode.errors import ConfigError
-from edgenode.hub.store import HubStore, TenantDB
+from edgenode.hub.store import HubStore, TenantDB, hash_token
 from edgenode.signing import PinnedVerifier
 from tests.records import person
 
@@ -18,8 +21,8 @@ LG = "454214"
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> HubStore:
-    s = HubStore(tmp_path / "hub")
+def store(tmp_path: Path, hub_db: str) -> HubStore:
+    s = HubStore(tmp_path / "hub", hub_db)
     s.create()
     s.add_tenant(LG, "門川町")
     return s
@@ -118,6 +121,11 @@ def test_tokens_are_bound_to_one_tenant_and_stored_hashed(store: HubStore) -> No
     assert store.authenticate(token + "x") is None
     for f in store.data.glob("hub.db*"):
         assert token.encode() not in f.read_bytes()
+    conn = store.backend.hub_conn()
+    try:
+        assert [r[0] for r in conn.execute("SELECT token_hash FROM token").fetchall()] == [hash_token(token)]
+    finally:
+        conn.close()
     with pytest.raises(ConfigError):
         store.issue_token(LG, "bad id with spaces")
 
@@ -127,3 +135,24 @@ def test_municipality_codes_need_a_valid_check_digit(store: HubStore) -> None:
         store.add_tenant("454215", "門川町")
     with pytest.raises(ConfigError, match="6 digits"):
         store.add_tenant("45421", "門川町")
+
+
+def test_a_read_transaction_sees_one_sequence_while_writes_commit(store: HubStore) -> None:
+    from edgenode import registry
+
+    tenant = store.tenant(LG)
+    _commit_people(tenant, 1, 30)
+    reader = tenant.connect()
+    try:
+        reader.execute("BEGIN")
+        head = int(TenantDB.meta(reader)["head"])
+        rows = registry.iter_snapshot_rows(reader)
+        first = [next(rows) for _ in range(10)]
+        _commit_people(tenant, 100, 5)  # commits while the snapshot is half read
+        rest = list(rows)
+        again = int(TenantDB.meta(reader)["head"])
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    assert head == again == 30 and tenant.head() == 35
+    assert len(first) + len(rest) == 30

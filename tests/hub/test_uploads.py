@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ LG = "454214"
 
 
 @pytest.fixture
-def tenant(tmp_path: Path) -> Any:
-    store = HubStore(tmp_path / "hub")
+def tenant(tmp_path: Path, hub_db: str) -> Any:
+    store = HubStore(tmp_path / "hub", hub_db)
     store.create()
     return store.add_tenant(LG, "門川町")
 
@@ -85,7 +84,7 @@ def test_items_of_another_node_or_unknown_kind_are_refused(tenant: Any, tmp_path
 def test_the_ledger_and_the_effect_commit_together(tenant: Any, tmp_path: Path) -> None:
     items = _queue(tmp_path, 3)
     receive(tenant, "honcho-1", items)
-    conn = sqlite3.connect(tenant.path)
+    conn = tenant.connect()
     ledger = conn.execute("SELECT count(*) FROM upload_ledger WHERE status = 'accepted'").fetchone()[0]
     records = conn.execute("SELECT count(*) FROM issuance_record").fetchone()[0]
     conn.close()
@@ -197,7 +196,9 @@ def test_an_item_queued_under_the_old_schema_is_upgraded_and_taken_in(tenant: An
     assert v == {"key": item["key"], "status": "accepted", "reason": None}
     (row,) = intakes(tenant)
     assert row["status"] == "received" and row["record"]["newcomers"] == []
-    ledger = sqlite3.connect(tenant.path).execute("SELECT item FROM upload_ledger").fetchone()[0]
+    conn = tenant.connect()
+    ledger = conn.execute("SELECT item FROM upload_ledger").fetchone()[0]
+    conn.close()
     assert '"schema": 1' in ledger  # the ledger keeps the item exactly as the node sent it
 
 

@@ -108,7 +108,8 @@ class HubProc:
         return data
 
 
-def make_hub(tmp_path: Path, residents: int, chunk_size: int = 16384) -> HubProc:
+def make_hub(tmp_path: Path, residents: int, chunk_size: int = 16384, db: str = "") -> HubProc:
+    """`hub init` a synthetic town (in SQLite under the folder, or in the PostgreSQL `db` names)."""
     data = tmp_path / "hub"
     run(
         "hub",
@@ -123,6 +124,7 @@ def make_hub(tmp_path: Path, residents: int, chunk_size: int = 16384) -> HubProc
         str(residents),
         "--seed",
         "7",
+        *(["--db", db] if db else []),
     )
     hub = HubProc(
         data, free_port(), env={"EDGENODE_SNAPSHOT_CHUNK_SIZE": str(chunk_size), "EDGENODE_SNAPSHOT_MAX_AGE": "0"}
@@ -131,9 +133,9 @@ def make_hub(tmp_path: Path, residents: int, chunk_size: int = 16384) -> HubProc
 
 
 @contextmanager
-def running_hub(tmp_path: Path, residents: int, chunk_size: int = 16384) -> Iterator[HubProc]:
+def running_hub(tmp_path: Path, residents: int, chunk_size: int = 16384, db: str = "") -> Iterator[HubProc]:
     """A hub process with a synthetic town, stopped on exit."""
-    h = make_hub(tmp_path, residents, chunk_size)
+    h = make_hub(tmp_path, residents, chunk_size, db)
     h.start()
     try:
         yield h
