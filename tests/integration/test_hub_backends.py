@@ -140,7 +140,7 @@ def test_hub_processes_share_one_upload_ledger(tmp_path: Path, pg_url: str) -> N
             listed = json.loads(run("hub", "issuances", "--data", str(b.data), "--lg-code", LG, "--json").stdout)
             assert len(listed) == 4
             httpx.post(f"{a.url}/v1/tenants/{LG}/heartbeat", headers=headers, json={"mode": "online"})
-            fleet = httpx.get(f"{b.url}/fleet.json").json()  # heartbeats are shared too
+            fleet = b.fleet()  # heartbeats are shared too
             assert [n["node_id"] for n in fleet["nodes"]] == ["honcho-1"]
             assert httpx.get(f"{b.url}/metrics").status_code == 200
         finally:
