@@ -75,3 +75,16 @@ def write_tx(conn: C) -> Iterator[C]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def pid_alive(pid: object) -> bool:
+    """Whether a process id (as stored in a state file; anything else is False) names a live process."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True

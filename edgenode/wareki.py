@@ -146,15 +146,28 @@ def parse_seireki(text: str) -> _dt.date | None:
         return None
 
 
-def time_label(iso: str | None) -> str:
-    """「令和8年11月27日 10時42分」 in JST from a stored UTC time (``utcnow``'s form), else ""."""
+def _jst(iso: str | None) -> _dt.datetime | None:
+    """A stored UTC time (``utcnow``'s form) in JST, or None if it is empty or unreadable."""
     import zoneinfo
 
     if not iso:
-        return ""
+        return None
     try:
         t = _dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.UTC)
     except ValueError:
-        return ""
-    t = t.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
-    return f"{to_wareki(t.date())} {t.hour}時{t.minute:02d}分"
+        return None
+    return t.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+
+
+def time_label(iso: str | None) -> str:
+    """「令和8年11月27日 10時42分」 in JST from a stored UTC time (``utcnow``'s form), else ""."""
+    t = _jst(iso)
+    return f"{to_wareki(t.date())} {t.hour}時{t.minute:02d}分" if t else ""
+
+
+def short_time_label(iso: str | None) -> str:
+    """「11/27 15:04:05」 in JST for admin pages; 「—」 if empty, the text itself if unreadable."""
+    if not iso:
+        return "—"
+    t = _jst(iso)
+    return f"{t.month}/{t.day} {t:%H:%M:%S}" if t else str(iso)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgenode.backup import config
-from edgenode.durable import parse_time
+from edgenode.durable import parse_time, pid_alive
 from edgenode.errors import ConfigError, EdgenodeError
 from edgenode.settings import Settings
 
@@ -29,18 +29,6 @@ STATES_JA = {
     "stopped": "停止",
 }
 STATES = tuple(STATES_JA)
-
-
-def _alive(pid: Any) -> bool:
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def backup_status(data: Path, settings: Settings) -> dict[str, Any]:
@@ -64,7 +52,7 @@ def backup_status(data: Path, settings: Settings) -> dict[str, Any]:
     now = _dt.datetime.now(_dt.UTC)
     age = (now - parse_time(st["checked_at"])).total_seconds() if st.get("checked_at") else None
     fresh = age is not None and age <= max(10.0, 5 * float(st.get("check_interval") or 1.0))
-    if not st or (st.get("state") != "stopped" and not (fresh and _alive(st.get("supervisor_pid")))):
+    if not st or (st.get("state") != "stopped" and not (fresh and pid_alive(st.get("supervisor_pid")))):
         who = "`node serve`" if settings["backup_in_serve"] else "the edgenode-backup unit (`node backup`)"
         st.update(
             state="not_running",

@@ -31,7 +31,6 @@ from edgenode.certs.model import CertRequest, Kind, Layout, Omission, Requester,
 from edgenode.counter_ui.adminview import VerifyRunner, admin_facts
 from edgenode.counter_ui.auth import Auth, AuthConfig, public, requires
 from edgenode.counter_ui.lagchart import duration
-from edgenode.durable import parse_time
 from edgenode.errors import EdgenodeError
 from edgenode.issuance import INTAKE_TYPES, JST, MAX_NEWCOMERS, NEWCOMER_FIELDS, Approval, IssuanceService
 from edgenode.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -43,7 +42,7 @@ from edgenode.sync.mode import ModeMachine
 from edgenode.sync.replica import Replica
 from edgenode.sync.state import NodeState
 from edgenode.sync.syncer import node_status
-from edgenode.wareki import time_label, to_wareki
+from edgenode.wareki import short_time_label, time_label, to_wareki
 
 MODE_LABELS = {
     "online": "通常運用（データセンターと同期中）",
@@ -74,17 +73,6 @@ def clock_time(iso: str | None) -> str:
 def as_of_label(iso: str | None) -> str:
     """「令和8年11月27日 10時42分」 in JST from a stored UTC time, or 「不明」."""
     return time_label(iso) or "不明"
-
-
-def jst_label(iso: str | None) -> str:
-    """A stored UTC time as 「11/27 15:04:05」 JST for admin pages, or 「—」."""
-    if not iso:
-        return "—"
-    try:
-        t = parse_time(iso).astimezone(JST)
-    except ValueError:
-        return str(iso)
-    return f"{t.month}/{t.day} {t:%H:%M:%S}"
 
 
 def banner_for(status: dict[str, Any]) -> dict[str, str]:
@@ -124,7 +112,7 @@ def create_app(
     env = Environment(loader=PackageLoader("edgenode.counter_ui", "templates"), autoescape=select_autoescape())
     env.globals["wareki"] = to_wareki
     env.filters["jst_time"] = clock_time
-    env.filters["jst"] = jst_label
+    env.filters["jst"] = short_time_label
     env.filters["duration"] = lambda s: "—" if s is None else duration(float(s))
     audit = AuditLog(data / "node.db", settings["node_id"])
     machine = mode or ModeMachine(NodeState(data / "node.db"), audit, offline_after=settings["offline_after"])

@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from edgenode.durable import parse_time, utcnow
 from edgenode.hub.store import HubStore
 from edgenode.settings import Settings
+from edgenode.wareki import short_time_label
 
 CLASSES = ("diverged", "silent", "behind", "ok")
 LABELS = {"diverged": "不一致 diverged", "silent": "無応答 silent", "behind": "遅延 behind", "ok": "正常 ok"}
@@ -142,22 +143,12 @@ def fleet(
 
 def template_context(doc: dict[str, Any]) -> dict[str, Any]:
     """What ``fleet.html`` needs besides the page frame (the staff pages add user and CSRF)."""
-    return {"doc": doc, "labels": LABELS, "jst": _jst, "ago": _ago}
+    return {"doc": doc, "labels": LABELS, "jst": short_time_label, "ago": _ago}
 
 
 def render_html(doc: dict[str, Any]) -> str:
     """The fleet view as a page (server-rendered, no script, refreshes itself every 30 s)."""
     return _env.get_template("fleet.html").render(template_context(doc))
-
-
-JST = _dt.timezone(_dt.timedelta(hours=9), "JST")
-
-
-def _jst(iso: str | None) -> str:
-    if not iso:
-        return "—"
-    t = parse_time(iso).astimezone(JST)
-    return f"{t.month}/{t.day} {t:%H:%M:%S}"
 
 
 def _ago(seconds: float | None) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from edgenode import __version__, registry, wire
 from edgenode.audit import AuditLog
 from edgenode.backup.status import backup_status
-from edgenode.durable import atomic_write, parse_time, remove_tree, utcnow
+from edgenode.durable import atomic_write, parse_time, pid_alive, remove_tree, utcnow
 from edgenode.errors import (
     ConfigError,
     CursorTooOld,
@@ -440,10 +440,10 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         age = (_dt.datetime.now(_dt.UTC) - parse_time(st["fetched_at"])).total_seconds()
         lag_seconds = round(float(st.get("next_age") or 0.0) + age, 3)
     mode = st.get("mode") or "online"
-    if cursor is None or _alive(st.get("bootstrapping")):
+    if cursor is None or pid_alive(st.get("bootstrapping")):
         # a re-bootstrap in progress (the flag holds the pid doing it; a killed one does not count)
         mode = "bootstrapping"
-    elif mode != "offline" and not _alive(st.get("serving_pid")) and st.get("last_contact_at"):
+    elif mode != "offline" and not pid_alive(st.get("serving_pid")) and st.get("last_contact_at"):
         # no `node serve` is watching the link: judge by the last successful contact
         silent = (_dt.datetime.now(_dt.UTC) - parse_time(st["last_contact_at"])).total_seconds()
         if silent > max(OFFLINE_AFTER, settings["feed_wait"] + settings["request_timeout"]):
@@ -476,15 +476,3 @@ def node_status(data: Path, settings: Settings) -> dict[str, Any]:
         "version": __version__,
         **watchdog.health(st, queue, cursor, hub_head, settings["stale_alarm_after"]),
     }
-
-
-def _alive(pid: Any) -> bool:
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
