@@ -573,7 +573,14 @@ class Auth:
             cookie = f"{int(now)}.{secrets.token_urlsafe(32)}"
         notice = MSG_EXPIRED if request.query_params.get("expired") == "1" else ""
         resp = await self.page(
-            request, "login.html", csrf=self.login_token(cookie), next=nxt, user_name="", errors=[], notice=notice
+            request,
+            "login.html",
+            csrf=self.login_token(cookie),
+            next=nxt,
+            user_name="",
+            errors=[],
+            notice=notice,
+            login_path=self.config.login_path,
         )
         if fresh:
             resp.headers.append("set-cookie", self.cookie_header(LOGIN_COOKIE, cookie, int(self.config.login_form_ttl)))
@@ -594,7 +601,15 @@ class Auth:
             resp.headers.append("set-cookie", self.cookie_header(LOGIN_COOKIE, "", 0))
             return resp
         errors = [MSG_BAD_LOGIN, MSG_LOCKED] if outcome.locked else [MSG_BAD_LOGIN]
-        return await self.page(request, "login.html", next=nxt, user_name=name[:64], errors=errors, notice="")
+        return await self.page(
+            request,
+            "login.html",
+            next=nxt,
+            user_name=name[:100],
+            errors=errors,
+            notice="",
+            login_path=self.config.login_path,
+        )
 
     @public
     async def logout(self, request: Request) -> Response:

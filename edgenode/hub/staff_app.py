@@ -19,6 +19,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -37,6 +38,10 @@ log = logging.getLogger("edgenode.hub.staff")
 LOGIN_PATH = "/staff/login"
 LOGOUT_PATH = "/staff/logout"
 HOME = "/staff"
+LOGIN_HINT = (
+    "団体の監督者・管理者は「ユーザー名@団体コード」（例：suzuki@454214）でログインします。"
+    " Municipal supervisors sign in as NAME@LGCODE; datacenter operators with their operator name."
+)
 #: rows shown per list on a page (the CSV has them all)
 PAGE_ROWS = 500
 DECISIONS = {"accept": True, "reject": False}
@@ -103,7 +108,7 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
         ),
         on_event=on_event,
         templates=env,
-        page_context=lambda request: {"login_path": LOGIN_PATH, "logout_path": LOGOUT_PATH},
+        page_context=lambda request: {"logout_path": LOGOUT_PATH, "login_hint": LOGIN_HINT},
         store=accounts.auth_store,
         accounts=accounts,
     )
@@ -112,15 +117,17 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
         scope = scope_of(user)
         return [(lg, name) for lg, name in sorted(store.tenants().items()) if scope.allows(lg)]
 
-    async def tenant_or_404(request: Request) -> tuple[str, str] | None:
+    async def visible_tenant(request: Request) -> tuple[str, str]:
+        """(団体コード, name) of the path's municipality; 404 if it is unknown or not the viewer's."""
         lg = request.path_params["lg_code"]
         names = dict(await run_in_threadpool(visible, _user(request)))
-        return (lg, names[lg]) if lg in names else None
+        if lg not in names:
+            raise HTTPException(404, "その団体は見つからないか、見る権限がありません。")
+        return lg, names[lg]
 
-    async def not_found(request: Request) -> HTMLResponse:
-        return await auth.page(
-            request, "staff_error.html", 404, message="その団体は見つからないか、見る権限がありません。"
-        )
+    async def not_found(request: Request, exc: Exception) -> HTMLResponse:
+        message = exc.detail if isinstance(exc, HTTPException) else ""
+        return await auth.page(request, "staff_error.html", 404, message=message or "ページが見つかりません。")
 
     @requires(*STAFF_PAGE_ROLES)
     async def home(request: Request) -> HTMLResponse:
@@ -131,10 +138,7 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
 
     @requires(*STAFF_PAGE_ROLES)
     async def tenant_page(request: Request) -> HTMLResponse:
-        found = await tenant_or_404(request)
-        if found is None:
-            return await not_found(request)
-        lg, name = found
+        lg, name = await visible_tenant(request)
         tenant = store.tenant(lg)
 
         def load() -> dict[str, Any]:
@@ -143,11 +147,9 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
             return {
                 "conflicts": [i for i in ins if i["status"] == "conflict"],
                 "received": [i for i in ins if i["status"] == "received"][-PAGE_ROWS:],
-                "decided": [i for i in ins if i["status"] in ("accepted", "rejected")][-50:],
                 "findings": [r for r in recs if r["findings"]][-PAGE_ROWS:],
                 "notices": [r for r in recs if r["notify"] and not r["notified_at"]][:PAGE_ROWS],
                 "totals": uploads.totals(recs)[-60:],
-                "issuance_count": len(recs),
             }
 
         ctx = await run_in_threadpool(load)
@@ -157,16 +159,12 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
             lg_code=lg,
             name=name,
             done=request.query_params.get("done", "")[:40],
-            page_rows=PAGE_ROWS,
             **ctx,
         )
 
     @requires(*STAFF_PAGE_ROLES)
     async def decide(request: Request) -> Response:
-        found = await tenant_or_404(request)
-        if found is None:
-            return await not_found(request)
-        lg = found[0]
+        lg, _ = await visible_tenant(request)
         async with request.form() as form:
             decision, note = str(form.get("decision") or ""), str(form.get("note") or "").strip()
         user = _user(request)
@@ -190,10 +188,7 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
 
     @requires(*STAFF_PAGE_ROLES)
     async def notified(request: Request) -> Response:
-        found = await tenant_or_404(request)
-        if found is None:
-            return await not_found(request)
-        lg = found[0]
+        lg, _ = await visible_tenant(request)
         async with request.form() as form:
             note = str(form.get("note") or "").strip()[:500]
         try:
@@ -206,19 +201,15 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
 
     @requires(*STAFF_PAGE_ROLES)
     async def issuances_csv(request: Request) -> Response:
-        found = await tenant_or_404(request)
-        if found is None:
-            return await not_found(request)
-        rows = await run_in_threadpool(uploads.issuances, store.tenant(found[0]))
-        return _csv(uploads.csv_rows(rows), f"issuances-{found[0]}.csv")
+        lg, _ = await visible_tenant(request)
+        rows = await run_in_threadpool(uploads.issuances, store.tenant(lg))
+        return _csv(uploads.csv_rows(rows), f"issuances-{lg}.csv")
 
     @requires(*STAFF_PAGE_ROLES)
     async def intakes_csv(request: Request) -> Response:
-        found = await tenant_or_404(request)
-        if found is None:
-            return await not_found(request)
-        rows = await run_in_threadpool(uploads.intakes, store.tenant(found[0]))
-        return _csv(uploads.intake_csv_rows(rows), f"intakes-{found[0]}.csv")
+        lg, _ = await visible_tenant(request)
+        rows = await run_in_threadpool(uploads.intakes, store.tenant(lg))
+        return _csv(uploads.intake_csv_rows(rows), f"intakes-{lg}.csv")
 
     @requires(*STAFF_PAGE_ROLES)
     async def fleet_page(request: Request) -> HTMLResponse:
@@ -244,7 +235,7 @@ def create_staff_app(store: HubStore, data: Path, settings: Settings, fleet: Fle
         Mount("/staff-static", app=static, name="static"),
     ]
     Auth.check_routes(routes)
-    return Starlette(routes=routes, middleware=[auth.middleware()])
+    return Starlette(routes=routes, middleware=[auth.middleware()], exception_handlers={404: not_found})
 
 
 def is_staff_path(path: str) -> bool:
