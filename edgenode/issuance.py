@@ -440,8 +440,8 @@ class IssuanceService:
             "new_address": fields["new_address"].strip(),
             "notifier": fields["notifier"].strip(),
             "note": fields.get("note", "").strip()[:500],
+            "newcomers": [],  # only a 転入届 brings people in
         }
-        payload["newcomers"] = []
         return self._queue_intake(payload, meta, clerk)
 
     def intake_newcomers(

@@ -328,18 +328,28 @@ def create_app(
 
     # ------------------------------------------------------------ 届出受付 (intake only)
 
-    async def intake_form(
-        request: Request, atena: str, values: dict[str, Any], error: str = "", done: str = "", status_code: int = 200
-    ) -> HTMLResponse:
+    async def listed_household(
+        request: Request, atena: str
+    ) -> tuple[tuple[dict[str, Any], list[dict[str, Any]]] | None, HTMLResponse | None]:
+        """((person, members), None) for a form that lists the household, or (None, the refusal page):
+        not for a household whose 照会 is restricted."""
         try:
             person, members, restrictions = await run_in_threadpool(service.household_of, atena)
         except EdgenodeError as exc:
-            return await page(request, "error.html", 404, message=str(exc))
+            return None, await page(request, "error.html", 404, message=str(exc))
         if any("照会" in r.get("processes", []) for r in restrictions):
-            # the form lists the household: not for a person whose 照会 is restricted
-            return await page(
-                request, "error.html", 403, message="この方には照会の制限があります。監督者に相談してください。"
-            )
+            message = "この世帯には照会の制限があります。監督者に相談してください。"
+            return None, await page(request, "error.html", 403, message=message)
+        return (person, members), None
+
+    async def intake_form(
+        request: Request, atena: str, values: dict[str, Any], error: str = "", done: str = "", status_code: int = 200
+    ) -> HTMLResponse:
+        found, refusal = await listed_household(request, atena)
+        if found is None:
+            assert refusal is not None
+            return refusal
+        person, members = found
         return await page(
             request,
             "intake.html",
@@ -379,15 +389,11 @@ def create_app(
         join = str(values.get("join") or "")
         head = None
         if join:
-            try:
-                _person, members, restrictions = await run_in_threadpool(service.household_of, join)
-            except EdgenodeError as exc:
-                return await page(request, "error.html", 404, message=str(exc))
-            if any("照会" in r.get("processes", []) for r in restrictions):
-                return await page(
-                    request, "error.html", 403, message="この世帯には照会の制限があります。監督者に相談してください。"
-                )
-            head = next((m for m in order(members) if m["status"] == "住民"), None)
+            found, refusal = await listed_household(request, join)
+            if found is None:
+                assert refusal is not None
+                return refusal
+            head = next((m for m in order(found[1]) if m["status"] == "住民"), None)
         rows = list(values.get("newcomers") or [])
         rows += [{}] * max(0, 4 - len(rows))
         return await page(
