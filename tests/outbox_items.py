@@ -29,3 +29,14 @@ def queue_issuances(db: Path, n: int, node: str = "honcho-1", pad: int = 0) -> l
             items.append(outbox.append_in(conn, node, "issuance", "tanaka", payload, {"cursor": 0}))
     conn.close()
     return items
+
+
+def queue_item(
+    db: Path, kind: str, payload: dict[str, Any], base: dict[str, Any] | None = None, node: str = "honcho-1"
+) -> dict[str, Any]:
+    """Append one item of any kind (clerk tanaka) to the outbox in `db`; return it."""
+    conn = open_db(db, outbox.SQL)
+    with write_tx(conn):
+        item = outbox.append_in(conn, node, kind, "tanaka", payload, {"cursor": 0} if base is None else base)
+    conn.close()
+    return item

@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from edgenode import outbox
-from edgenode.durable import open_db, write_tx
 from edgenode.hub.hub import Hub
 from edgenode.hub.staff import add_operator
 from edgenode.hub.uploads import intakes, issuances, receive
 from edgenode.settings import HUB_SETTINGS, load
 from tests.counter_ui.conftest import form_csrf
 from tests.hub.test_store import _commit_people
+from tests.outbox_items import queue_item
 from tests.records import person
 
 with warnings.catch_warnings():
@@ -52,12 +51,8 @@ def login(client: TestClient, user: str, password: str = PW) -> Any:
     )
 
 
-def _queue(tmp_path: Path, kind: str, payload: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-    conn = open_db(tmp_path / "node.db", outbox.SQL)
-    with write_tx(conn):
-        item = outbox.append_in(conn, "honcho-1", kind, "tanaka", payload, base or {"cursor": 0})
-    conn.close()
-    return item
+def _queue(tmp_path: Path, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return queue_item(tmp_path / "node.db", kind, payload)
 
 
 def test_the_pages_need_a_staff_login_while_the_node_api_does_not_change(hub: tuple[Hub, TestClient]) -> None:

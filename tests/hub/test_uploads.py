@@ -12,7 +12,7 @@ from edgenode import outbox
 from edgenode.durable import open_db, write_tx
 from edgenode.hub.store import HubStore
 from edgenode.hub.uploads import issuances, item_hash, receive
-from tests.outbox_items import queue_issuances
+from tests.outbox_items import queue_issuances, queue_item
 from tests.records import person
 
 LG = "454214"
@@ -134,25 +134,15 @@ def test_a_change_committed_before_the_issue_but_after_the_printed_cursor_is_a_f
 
 
 def _intake_items(tmp_path: Path, persons: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    conn = open_db(tmp_path / "node.db", outbox.SQL)
-    with write_tx(conn):
-        item = outbox.append_in(
-            conn,
-            "honcho-1",
-            "intake",
-            "tanaka",
-            {
-                "id": "in-1",
-                "type": "転居届",
-                "persons": persons,
-                "date": "令和8年12月1日",
-                "new_address": "門川町大字川内1番地",
-                "notifier": "本人",
-            },
-            {"cursor": 3},
-        )
-    conn.close()
-    return [item]
+    payload = {
+        "id": "in-1",
+        "type": "転居届",
+        "persons": persons,
+        "date": "令和8年12月1日",
+        "new_address": "門川町大字川内1番地",
+        "notifier": "本人",
+    }
+    return [queue_item(tmp_path / "node.db", "intake", payload, {"cursor": 3})]
 
 
 def test_an_intake_on_a_record_changed_since_is_opened_as_a_conflict(tenant: Any, tmp_path: Path) -> None:
@@ -203,11 +193,8 @@ def test_an_item_queued_under_the_old_schema_is_upgraded_and_taken_in(tenant: An
 
 
 def test_items_the_upgrade_cannot_carry_are_quarantined_with_a_reason(tenant: Any, tmp_path: Path) -> None:
-    conn = open_db(tmp_path / "node.db", outbox.SQL)
-    with write_tx(conn):
-        move_in = outbox.append_in(conn, "honcho-1", "intake", "tanaka", {"id": "in-9", "type": "転入届"}, {})
-        later = outbox.append_in(conn, "honcho-1", "intake", "tanaka", {"id": "in-10", "type": "転居届"}, {})
-    conn.close()
+    move_in = queue_item(tmp_path / "node.db", "intake", {"id": "in-9", "type": "転入届"}, {})
+    later = queue_item(tmp_path / "node.db", "intake", {"id": "in-10", "type": "転居届"}, {})
     v1 = _as_schema_1(move_in)
     v2 = copy.deepcopy(_as_schema_1(later))
     v2["prev"] = v1["hash"]
@@ -223,18 +210,8 @@ def test_items_the_upgrade_cannot_carry_are_quarantined_with_a_reason(tenant: An
 
 
 def _move_in(tmp_path: Path, newcomers: list[dict[str, str]], rid: str = "in-20") -> list[dict[str, Any]]:
-    conn = open_db(tmp_path / "node.db", outbox.SQL)
-    with write_tx(conn):
-        item = outbox.append_in(
-            conn,
-            "honcho-1",
-            "intake",
-            "tanaka",
-            {"id": rid, "type": "転入届", "persons": [], "newcomers": newcomers, "new_address": "門川町"},
-            {"cursor": 3, "chain": "", "as_of": None},
-        )
-    conn.close()
-    return [item]
+    payload = {"id": rid, "type": "転入届", "persons": [], "newcomers": newcomers, "new_address": "門川町"}
+    return [queue_item(tmp_path / "node.db", "intake", payload, {"cursor": 3, "chain": "", "as_of": None})]
 
 
 def test_a_move_in_of_someone_already_in_the_registry_opens_a_conflict(tenant: Any, tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ class HubProc:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    operator_made: bool = False
 
     @property
     def url(self) -> str:
@@ -87,7 +88,9 @@ class HubProc:
         """An HTTP client logged in to the staff pages as a datacenter operator (made on first use)."""
         from edgenode.hub.staff import add_operator
 
-        add_operator(self.data, "dc-ops", "admin", "operator-pass-2026")
+        if not self.operator_made:  # argon2 hashing is slow by design: once per hub folder
+            add_operator(self.data, "dc-ops", "admin", "operator-pass-2026")
+            self.operator_made = True
         client = httpx.Client(base_url=self.url)
         page = client.get("/staff/login").text
         csrf = re.search(r'name="csrf" value="([^"]*)"', page)
@@ -179,6 +182,34 @@ def serving_node(data: Path, log_dir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def form_csrf(html: str) -> str:
+    """The CSRF field of the first form on a page."""
+    m = re.search(r'name="csrf" value="([^"]*)"', html)
+    assert m, "no csrf field on the page"
+    return m.group(1)
+
+
+def counter_login(c: httpx.Client, user: str, password: str) -> httpx.Response:
+    """Log in at a running node's counter (the client keeps the session cookie)."""
+    page = c.get("/login")
+    return c.post("/login", data={"csrf": form_csrf(page.text), "user": user, "password": password})
+
+
+def counter_issue(c: httpx.Client, atena_no: str, id_document: str = "マイナンバーカード") -> httpx.Response:
+    """Issue a 住民票の写し of the whole household (本人, one copy) through the counter's form."""
+    form = {
+        "csrf": form_csrf(c.get(f"/request/{atena_no}").text),
+        "kind": "住民票の写し",
+        "scope": "世帯全員",
+        "layout": "世帯連記式",
+        "requester": "本人",
+        "copies": "1",
+        "id_document": id_document,
+        "omit": ["個人番号", "住民票コード"],
+    }
+    return c.post(f"/request/{atena_no}/issue", data=form)
 
 
 def node_export(data: Path) -> str:

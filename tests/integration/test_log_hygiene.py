@@ -11,23 +11,26 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import httpx
 
 from edgenode.sync.nodeconfig import write_certs_template
-from tests.integration.conftest import CLI, LG, free_port, make_hub, make_node, run, wait_http
+from tests.integration.conftest import (
+    CLI,
+    LG,
+    counter_issue,
+    counter_login,
+    free_port,
+    make_hub,
+    make_node,
+    run,
+    wait_http,
+)
 
 PW = "kaunta-Himitsu-2026"
 WRONG_PW = "machigai-Himitsu-0000"
-
-
-def _csrf(html: str) -> str:
-    m = re.search(r'name="csrf" value="([^"]*)"', html)
-    assert m
-    return m.group(1)
 
 
 def test_service_logs_are_json_lines_without_tokens_passwords_or_resident_names(tmp_path: Path) -> None:
@@ -64,26 +67,11 @@ def test_service_logs_are_json_lines_without_tokens_passwords_or_resident_names(
         try:
             wait_http(f"{url}/healthz")
             with httpx.Client(base_url=url, follow_redirects=False) as c:
-                page = c.get("/login")
-                bad = c.post("/login", data={"csrf": _csrf(page.text), "user": "tanaka", "password": WRONG_PW})
-                assert bad.status_code != 303
-                page = c.get("/login")
-                r = c.post("/login", data={"csrf": _csrf(page.text), "user": "tanaka", "password": PW})
-                assert r.status_code == 303
+                assert counter_login(c, "tanaka", WRONG_PW).status_code != 303
+                assert counter_login(c, "tanaka", PW).status_code == 303
                 found = c.get("/", params={"q": person["name"]})
                 assert person["atena_no"] in found.text
-                csrf = _csrf(c.get(f"/request/{person['atena_no']}").text)
-                form = {
-                    "csrf": csrf,
-                    "kind": "住民票の写し",
-                    "scope": "世帯全員",
-                    "layout": "世帯連記式",
-                    "requester": "本人",
-                    "copies": "1",
-                    "id_document": "マイナンバーカード",
-                    "omit": ["個人番号", "住民票コード"],
-                }
-                r = c.post(f"/request/{person['atena_no']}/issue", data=form)
+                r = counter_issue(c, person["atena_no"])
                 assert r.status_code == 200 and r.content.startswith(b"%PDF"), r.text[:300]
         finally:
             proc.terminate()

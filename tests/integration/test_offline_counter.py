@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,17 @@ import httpx
 from bench.wanem import LinkProfile, WanEmulator
 from edgenode.audit import AuditLog
 from edgenode.sync.nodeconfig import write_certs_template
-from tests.integration.conftest import CLI, LG, free_port, make_node, run, running_hub, wait_http
+from tests.integration.conftest import (
+    CLI,
+    LG,
+    counter_issue,
+    counter_login,
+    free_port,
+    make_node,
+    run,
+    running_hub,
+    wait_http,
+)
 
 PW = "madoguchi-2026"
 
@@ -26,12 +35,6 @@ def _wait_mode(url: str, want: str, timeout: float = 40) -> dict:  # type: ignor
             return st  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, f"mode stayed {st['mode']}, wanted {want}"
         time.sleep(0.3)
-
-
-def _csrf(html: str) -> str:
-    m = re.search(r'name="csrf" value="([^"]*)"', html)
-    assert m
-    return m.group(1)
 
 
 def test_the_counter_issues_offline_and_the_node_recovers_when_the_wan_returns(tmp_path: Path) -> None:
@@ -68,21 +71,8 @@ def test_the_counter_issues_offline_and_the_node_recovers_when_the_wan_returns(t
                 assert "応答しません" in offline["mode_reason"]
 
                 with httpx.Client(base_url=url, follow_redirects=False) as c:
-                    page = c.get("/login")
-                    r = c.post("/login", data={"csrf": _csrf(page.text), "user": "tanaka", "password": PW})
-                    assert r.status_code == 303
-                    csrf = _csrf(c.get(f"/request/{person['atena_no']}").text)
-                    form = {
-                        "csrf": csrf,
-                        "kind": "住民票の写し",
-                        "scope": "世帯全員",
-                        "layout": "世帯連記式",
-                        "requester": "本人",
-                        "copies": "1",
-                        "id_document": "マイナンバーカード",
-                        "omit": ["個人番号", "住民票コード"],
-                    }
-                    r = c.post(f"/request/{person['atena_no']}/issue", data=form)
+                    assert counter_login(c, "tanaka", PW).status_code == 303
+                    r = counter_issue(c, person["atena_no"])
                     assert r.status_code == 200 and r.content.startswith(b"%PDF"), r.text[:500]
                     assert "縮退運転中" in c.get("/issuances").text
 
@@ -131,23 +121,9 @@ def test_a_certificate_handed_out_is_in_the_queue_even_if_the_node_dies_that_ins
         try:
             wait_http(f"{url}/healthz")
             with httpx.Client(base_url=url, follow_redirects=False) as c:
-                page = c.get("/login")
-                assert (
-                    c.post("/login", data={"csrf": _csrf(page.text), "user": "tanaka", "password": PW}).status_code
-                    == 303
-                )
+                assert counter_login(c, "tanaka", PW).status_code == 303
                 for _ in range(3):
-                    form = {
-                        "csrf": _csrf(c.get(f"/request/{person['atena_no']}").text),
-                        "kind": "住民票の写し",
-                        "scope": "世帯全員",
-                        "layout": "世帯連記式",
-                        "requester": "本人",
-                        "copies": "1",
-                        "id_document": "運転免許証",
-                        "omit": ["個人番号", "住民票コード"],
-                    }
-                    r = c.post(f"/request/{person['atena_no']}/issue", data=form)
+                    r = counter_issue(c, person["atena_no"], id_document="運転免許証")
                     assert r.status_code == 200 and r.content.startswith(b"%PDF"), r.text[:300]
                     pdfs.append(r.content)
             proc.send_signal(signal.SIGKILL)  # the instant the last PDF is in the clerk's hands
