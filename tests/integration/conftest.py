@@ -30,11 +30,16 @@ def free_port() -> int:
 
 
 def run(
-    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 300, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run one `edgenode` command to completion."""
+    """Run one `edgenode` command to completion (`stdin`: what it reads, e.g. a password)."""
     p = subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        input=stdin,
     )
     if check and p.returncode != 0:
         raise AssertionError(f"edgenode {' '.join(args)} exited {p.returncode}:\n{p.stderr}")
@@ -83,6 +88,22 @@ class HubProc:
 
     def token(self, node: str, lg: str = LG) -> str:
         return run("hub", "token", "--data", str(self.data), "--lg-code", lg, "--node", node).stdout.strip()
+
+    def add_user(self, name: str, role: str, password: str, lg: str = LG) -> None:
+        """`edgenode user add` on this hub: an account of the town that syncs to its nodes."""
+        run(
+            "user",
+            "add",
+            "--data",
+            str(self.data),
+            "--name",
+            name,
+            "--role",
+            role,
+            "--lg-code",
+            lg,
+            stdin=password + "\n",
+        )
 
     def staff_client(self) -> httpx.Client:
         """An HTTP client logged in to the staff pages as a datacenter operator (made on first use)."""

@@ -39,13 +39,7 @@ def test_service_logs_are_json_lines_without_tokens_passwords_or_resident_names(
     hub.env.update(journal)
     hub.start()
     try:
-        subprocess.run(
-            [*CLI, "user", "add", "--data", str(hub.data), "--name", "tanaka", "--role", "clerk", "--lg-code", LG],
-            input=PW + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
+        hub.add_user("tanaka", "clerk", PW)
         token = hub.token("honcho-1")
         node = make_node(tmp_path, hub.url, token, "honcho-1")
         write_certs_template(node, LG, "門川町", "門川　一郎", replace=True)

@@ -39,13 +39,7 @@ def _wait_mode(url: str, want: str, timeout: float = 40) -> dict:  # type: ignor
 
 def test_the_counter_issues_offline_and_the_node_recovers_when_the_wan_returns(tmp_path: Path) -> None:
     with running_hub(tmp_path, residents=200) as hub:
-        subprocess.run(
-            [*CLI, "user", "add", "--data", str(hub.data), "--name", "tanaka", "--role", "clerk", "--lg-code", LG],
-            input=PW + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
+        hub.add_user("tanaka", "clerk", PW)
         with WanEmulator("127.0.0.1", hub.port, LinkProfile(latency=0.01)) as wan:
             node = make_node(tmp_path, wan.url, hub.token("honcho-1"), "honcho-1")
             write_certs_template(node, LG, "門川町", "門川　一郎", replace=True)
@@ -97,13 +91,7 @@ def test_a_certificate_handed_out_is_in_the_queue_even_if_the_node_dies_that_ins
     import signal
 
     with running_hub(tmp_path, residents=200) as hub:
-        subprocess.run(
-            [*CLI, "user", "add", "--data", str(hub.data), "--name", "tanaka", "--role", "clerk", "--lg-code", LG],
-            input=PW + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
+        hub.add_user("tanaka", "clerk", PW)
         node = make_node(tmp_path, hub.url, hub.token("honcho-1"), "honcho-1")
         write_certs_template(node, LG, "門川町", "門川　一郎", replace=True)
         with open(node / "node.toml", "a", encoding="utf-8") as f:
